@@ -1,0 +1,114 @@
+-- scripts/demo.sql: the agentmesh_lifecycle tutorial, end to end.
+--
+-- Run by scripts/demo.sh against a throwaway cluster in which
+--   CREATE EXTENSION agentmesh_lifecycle; CREATE EXTENSION pgcrypto;
+-- have already been executed.  By hand:
+--   psql -X -v ON_ERROR_STOP=1 -f scripts/demo.sql
+--
+-- The agent id and tokens are carried between steps with \gset.  Agent ids,
+-- credential ids and timestamps differ on every run; the token is printed
+-- exactly once, the way a real caller would see it.
+
+\set QUIET on
+\pset null '(null)'
+\x auto
+
+\echo
+\echo '=== 1. An owner requests a new agent identity ==='
+SELECT agent_id, name AS agent_name, owner AS agent_owner, state AS agent_state
+  FROM agentmesh.lm_request(
+         name    => 'invoice-bot',
+         owner   => 'alice@example.com',
+         purpose => 'reconcile supplier invoices',
+         actor   => 'alice@example.com',
+         tags    => '{"team": "finance"}') \gset
+\echo 'requested agent' :agent_id 'named' :agent_name 'owned by' :agent_owner '- state:' :agent_state
+
+\echo
+\echo '=== 2. An approver approves it ==='
+SELECT agent_id, state
+  FROM agentmesh.lm_approve(:'agent_id', actor => 'bob@example.com');
+
+\echo
+\echo '=== 3. Activation issues the first credential ==='
+-- The token is returned once and never stored (only its SHA-256 is); keep it
+-- in a psql variable for the next steps.
+SELECT credential_id AS first_credential_id, token AS first_token
+  FROM agentmesh.lm_activate(:'agent_id', actor => 'alice@example.com') \gset
+SELECT state, credential_id,
+       :'first_token' <> '' AS token_returned,
+       credential_expires_at > credential_issued_at AS expires_after_issue
+  FROM agentmesh.lm_get(:'agent_id');
+\echo 'token (shown once - store it now, it cannot be retrieved again):'
+\echo '    ' :first_token
+
+\echo
+\echo '=== 4. The agent sends a heartbeat, authenticating with its token ==='
+SELECT state, heartbeat_count, last_heartbeat IS NOT NULL AS heartbeat_recorded
+  FROM agentmesh.lm_heartbeat(:'agent_id', :'first_token');
+
+\echo
+\echo '=== 5. Credentials are rotated ==='
+SELECT credential_id AS second_credential_id, token AS second_token
+  FROM agentmesh.lm_rotate_credentials(:'agent_id', actor => 'alice@example.com') \gset
+SELECT :'second_credential_id' <> :'first_credential_id' AS new_credential_id,
+       :'second_token' <> :'first_token' AS new_token;
+
+\echo
+\echo '=== 6. Which agent does each token belong to? ==='
+\echo '(the old token stays valid for the policy''s rotation_overlap - 5 minutes by default - so that'
+\echo ' a running agent can switch over; after that it no longer verifies)'
+SELECT 'old token' AS token,
+       agentmesh.lm_verify_credential(:'first_token') = :'agent_id' AS verifies_as_agent
+UNION ALL
+SELECT 'new token',
+       agentmesh.lm_verify_credential(:'second_token') = :'agent_id'
+UNION ALL
+SELECT 'made-up token',
+       agentmesh.lm_verify_credential('not-a-real-token') IS NOT NULL;
+
+\echo
+\echo '=== 7. Orphan detection: pretend it is two days later and the agent has gone silent ==='
+SELECT name, owner, state, reason_code, reason, round(days_silent) AS days_silent
+  FROM agentmesh.lm_detect_orphans(as_of => now() + interval '2 days')
+ WHERE agent_id = :'agent_id';
+
+\echo
+\echo '=== 8. An administrator marks it orphaned ==='
+SELECT agent_id, state
+  FROM agentmesh.lm_mark_orphaned(:'agent_id', actor => 'carol@example.com');
+
+\echo
+\echo '=== 9. ... and a new owner reclaims it, which issues a fresh credential ==='
+SELECT credential_id AS third_credential_id, token AS third_token
+  FROM agentmesh.lm_reclaim(:'agent_id', new_owner => 'dave@example.com',
+                            actor => 'carol@example.com') \gset
+SELECT :'third_credential_id' <> :'second_credential_id' AS new_credential_id,
+       agentmesh.lm_verify_credential(:'third_token') = :'agent_id' AS new_token_verifies;
+SELECT name, owner, state FROM agentmesh.lm_get(:'agent_id');
+
+\echo
+\echo '=== 10. The agent is decommissioned ==='
+SELECT agent_id, state
+  FROM agentmesh.lm_decommission(:'agent_id', reason => 'project finished',
+                                 actor => 'dave@example.com');
+\echo 'none of its tokens verifies any more:'
+SELECT agentmesh.lm_verify_credential(:'first_token') IS NULL
+   AND agentmesh.lm_verify_credential(:'second_token') IS NULL
+   AND agentmesh.lm_verify_credential(:'third_token') IS NULL AS all_tokens_rejected;
+
+\echo
+\echo '=== 11. The audit trail of this agent (append-only, hash-chained) ==='
+\x off
+SELECT seq, event_type, actor, previous_state, new_state
+  FROM agentmesh.lm_audit_trail(:'agent_id')
+ ORDER BY seq;
+
+\echo
+\echo '=== 12. Verify the hash chain of every audited subject ==='
+\x auto
+SELECT * FROM agentmesh.lm_verify_audit();
+
+\echo
+\echo '=== 13. Summary ==='
+SELECT jsonb_pretty(agentmesh.lm_summary()) AS summary;

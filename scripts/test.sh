@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# The project's test command:   sudo bash scripts/test.sh   (or as root: bash scripts/test.sh)
+#
+# On a fresh Debian 12 machine this installs the build/test packages, builds
+# and installs the extension, then runs every test suite and prints one final
+# line "N passed, M failed".  Exit status is 0 only if M == 0 and N > 0.
+#
+# Stages (each runs even if an earlier one failed, so one report shows all):
+#   regress    pg_regress over sql/<test>.sql      (make installcheck, REGRESS only)
+#   isolation  isolation tester over test/specs/*  (make installcheck, ISOLATION only)
+#   tap        prove over test/t/*.pl              (make installcheck, TAP only)
+#   fuzz       test/fuzz/run.sh --short            (only if the script exists)
+#   load       test/load/run.sh --short            (only if the script exists)
+#
+# Options:
+#   --quick    regress + isolation only (skip TAP, fuzz, load) for fast iteration
+#
+# Environment:
+#   KEEP_WORKDIR=1     keep the staged copy (results, logs) and print its path
+#   STAGE_TIMEOUT=N    seconds before a stage is killed (default 1800)
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+QUICK=0
+for arg in "$@"; do
+    case "${arg}" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: ${arg} (try --help)" ;;
+    esac
+done
+
+STAGE_TIMEOUT="${STAGE_TIMEOUT:-1800}"
+PASSED=0
+FAILED=0
+COMPLETED=0   # set once every stage has run; otherwise the EXIT trap counts an abort
+WORKDIR=""
+LOGDIR=""
+
+# Always end with exactly one "N passed, M failed" line, even when a step
+# before the test stages (apt, build, install) aborts the script: that counts
+# as one failure so that CI never sees a green "0 failed" from a broken build.
+finish() {
+    local rc=$?
+    trap - EXIT
+    if [[ -n ${WORKDIR} && -d ${WORKDIR} ]]; then
+        if [[ ${KEEP_WORKDIR:-0} == 1 ]]; then
+            echo "(work directory kept: ${WORKDIR})"
+        else
+            rm -rf "${WORKDIR}" 2>/dev/null || as_root rm -rf "${WORKDIR}" || true
+        fi
+    fi
+    [[ -n ${LOGDIR} ]] && rm -rf "${LOGDIR}"
+    if [[ ${COMPLETED} != 1 ]]; then
+        echo "test.sh aborted (exit status ${rc}) before all stages ran; counting that as a failure"
+        FAILED=$((FAILED + 1))
+    fi
+    echo "${PASSED} passed, ${FAILED} failed"
+    if [[ ${FAILED} -eq 0 && ${PASSED} -gt 0 ]]; then exit 0; fi
+    exit 1
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# --- helpers ---------------------------------------------------------------
+
+# make_var NAME: the value of a variable as the project's Makefile computes it
+# (e.g. REGRESS), so that which tests exist is decided by the Makefile and not
+# guessed here.  The extra makefile is read from stdin.
+make_var() {
+    (cd "${WORKDIR}" && as_pg make -s --no-print-directory "${MAKE_ARGS[@]}" \
+        -f Makefile -f - "print-$1") <<'EOF'
+print-%:
+	@echo '$($*)'
+EOF
+}
+
+# run_stage LOG CMD...: run CMD as the unprivileged user in the work directory,
+# show its output and keep a copy in LOG.  Returns the command's exit status
+# instead of aborting (set -e), because later stages must still run.
+run_stage() {
+    local logfile="$1"; shift
+    local rc=0
+    (cd "${WORKDIR}" && as_pg timeout --kill-after=30 "${STAGE_TIMEOUT}" "$@") 2>&1 \
+        | tee "${logfile}" || rc=$?
+    return "${rc}"
+}
+
+# count_pg_regress LOG: pass/fail counts from pg_regress / isolation tester
+# output.  PG15 prints one line per test:
+#     test basic                        ... ok           19 ms
+#     test second                       ... FAILED       15 ms
+# (tests inside a parallel group are indented instead of prefixed by "test").
+# "failed (ignored)" tests are counted as neither.  Prints "P F".
+count_pg_regress() {
+    awk '
+        /^(test +| +)[^ ]+ +\.\.\. +ok( |$)/      { p++ }
+        /^(test +| +)[^ ]+ +\.\.\. +FAILED( |$)/  { f++ }
+        END { printf "%d %d\n", p, f }
+    ' "$1"
+}
+
+# count_prove LOG: pass/fail counts from prove's closing summary, which is
+# printed after all test output (so it cannot be interleaved with stderr the
+# way "ok N" lines can).  Per failing file prove prints
+#     test/t/001_x.pl (Wstat: 256 (exited 1) Tests: 3 Failed: 1)
+#       Parse errors: Bad plan.  You planned 3 tests but ran 1.
+# and at the end "Files=F, Tests=T, ...".  Passed = T minus failed assertions;
+# failed = failed assertions + planned-but-never-run assertions, and at least
+# one per failing file (a script that dies before any assertion, or exits
+# non-zero after passing all of them, still fails).  Prints "P F BADFILES"
+# where BADFILES is a comma-separated list of failing scripts.
+count_prove() {
+    awk '
+        function close_file() {
+            if (cur != "") {
+                extra = notrun > 0 ? notrun : 0
+                n = curfail + extra
+                if (n == 0) n = 1
+                failed += n
+                bad = bad (bad == "" ? "" : ",") cur
+            }
+            cur = ""; curfail = 0; notrun = 0
+        }
+        /^[^ ].* \(Wstat: .*Tests: [0-9]+ Failed: [0-9]+\)$/ {
+            close_file()
+            cur = $1
+            match($0, /Failed: [0-9]+\)$/)
+            curfail = substr($0, RSTART + 8, RLENGTH - 9) + 0
+            assert_failed += curfail
+            next
+        }
+        cur != "" && /You planned [0-9]+ tests? but ran [0-9]+/ {
+            match($0, /planned [0-9]+/); planned = substr($0, RSTART + 8, RLENGTH - 8) + 0
+            match($0, /ran [0-9]+/);     ran = substr($0, RSTART + 4, RLENGTH - 4) + 0
+            notrun = planned - ran
+            next
+        }
+        /^Files=[0-9]+, Tests=[0-9]+/ {
+            close_file()
+            match($0, /Tests=[0-9]+/); total = substr($0, RSTART + 6, RLENGTH - 6) + 0
+            seen_summary = 1
+        }
+        END {
+            close_file()
+            if (!seen_summary) { print "0 0 -"; exit }
+            printf "%d %d %s\n", total - assert_failed, failed, (bad == "" ? "-" : bad)
+        }
+    ' "$1"
+}
+
+# add_counts STAGE P F RC: add a stage's counts to the totals.  A stage that
+# exits non-zero without any counted failure (instance did not start, missing
+# expected file, crash, timeout) counts as one failure of its own.
+add_counts() {
+    local stage="$1" p="$2" f="$3" rc="$4"
+    if [[ ${rc} -ne 0 && ${f} -eq 0 ]]; then
+        echo "*** ${stage}: exited with status ${rc} without reporting a failed test; counting 1 failure"
+        f=1
+    fi
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+    STAGE_SUMMARY+=("$(printf '%-10s %4d passed, %4d failed' "${stage}" "${p}" "${f}")")
+}
+
+# show_file TITLE FILE [LINES]: print (the tail of) a diagnostics file.  Read
+# as the unprivileged user: server logs are created mode 0600.
+show_file() {
+    local title="$1" file="$2" lines="${3:-400}"
+    as_pg test -s "${file}" || return 0
+    echo "----- ${title}: ${file#"${WORKDIR}"/} (last ${lines} lines) -----"
+    as_pg tail -n "${lines}" "${file}"
+    echo "----- end of ${file#"${WORKDIR}"/} -----"
+}
+
+# --- setup: packages, sources, build, install -------------------------------
+
+STAGE_SUMMARY=()
+ensure_packages
+WORKDIR="$(make_workdir agentmesh_lifecycle-test)"
+# Stage logs belong to the invoking user (tee runs as that user), so they live
+# outside the unprivileged user's work directory.
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/agentmesh_lifecycle-logs.XXXXXX")"
+log "staging sources for user ${PG_USER}"
+stage_source "${WORKDIR}"
+build_and_install "${WORKDIR}"
+
+# --- stage 1: pg_regress -----------------------------------------------------
+
+regress_tests="$(make_var REGRESS)"
+if [[ -z ${regress_tests// /} ]]; then
+    log "regress: no tests (sql/<test>.sql) - skipped"
+else
+    log "regress: ${regress_tests}"
+    rc=0
+    run_stage "${LOGDIR}/regress.log" make "${MAKE_ARGS[@]}" installcheck ISOLATION= TAP_TESTS= || rc=$?
+    read -r p f < <(count_pg_regress "${LOGDIR}/regress.log")
+    add_counts regress "${p}" "${f}" "${rc}"
+    if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
+        show_file "regress diffs" "${WORKDIR}/regression.diffs"
+        show_file "regress server log" "${WORKDIR}/log/postmaster.log" 60
+    fi
+fi
+
+# --- stage 2: isolation tester -----------------------------------------------
+
+isolation_tests="$(make_var ISOLATION)"
+if [[ -z ${isolation_tests// /} ]]; then
+    log "isolation: no tests (test/specs/*.spec) - skipped"
+else
+    log "isolation: ${isolation_tests}"
+    rc=0
+    run_stage "${LOGDIR}/isolation.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= TAP_TESTS= || rc=$?
+    read -r p f < <(count_pg_regress "${LOGDIR}/isolation.log")
+    add_counts isolation "${p}" "${f}" "${rc}"
+    if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
+        show_file "isolation diffs" "${WORKDIR}/output_iso/regression.diffs"
+        show_file "isolation server log" "${WORKDIR}/output_iso/log/postmaster.log" 60
+    fi
+fi
+
+# --- stage 3: TAP --------------------------------------------------------------
+
+tap_tests="$(make_var PROVE_TESTS)"
+if [[ ${QUICK} -eq 1 ]]; then
+    log "tap: skipped (--quick)"
+elif [[ -z ${tap_tests// /} ]]; then
+    log "tap: no tests (test/t/*.pl) - skipped"
+else
+    log "tap: ${tap_tests}"
+    rc=0
+    # PROVE_FLAGS=-v shows every assertion; counting uses prove's summary.
+    run_stage "${LOGDIR}/tap.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v || rc=$?
+    read -r p f badfiles < <(count_prove "${LOGDIR}/tap.log")
+    add_counts tap "${p}" "${f}" "${rc}"
+    if [[ ${badfiles} != - ]]; then
+        IFS=, read -r -a bad <<<"${badfiles}"
+        for t in "${bad[@]}"; do
+            name="$(basename "${t}" .pl)"
+            show_file "TAP log of ${name}" "${WORKDIR}/tmp_check/log/regress_log_${name}" 80
+            while IFS= read -r srvlog; do
+                show_file "server log" "${srvlog}" 40
+            done < <(as_pg find "${WORKDIR}/tmp_check/log" -maxdepth 1 -name "${name}_*.log" 2>/dev/null | sort)
+        done
+    fi
+fi
+
+# --- stages 4 and 5: optional fuzz and load short runs -------------------------
+
+# run_external STAGE SCRIPT: run SCRIPT --short; its last line must be
+# "N passed, M failed".  Its output is indented so that the only unindented
+# "N passed, M failed" line in our output is the final one.
+run_external() {
+    local stage="$1" script="$2" rc=0 p=0 f=0 line
+    if [[ ! -f ${WORKDIR}/${script} ]]; then
+        log "${stage}: ${script} not present - skipped"
+        return 0
+    fi
+    if [[ ${QUICK} -eq 1 ]]; then
+        log "${stage}: skipped (--quick)"
+        return 0
+    fi
+    log "${stage}: ${script} --short"
+    run_stage "${LOGDIR}/${stage}.log" bash "${script}" --short | sed -u 's/^/    /' || rc=$?
+    line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "${LOGDIR}/${stage}.log" | tail -n 1 || true)"
+    if [[ -n ${line} ]]; then
+        read -r p _ f _ <<<"${line}"
+    else
+        echo "*** ${stage}: no closing 'N passed, M failed' line; counting 1 failure"
+        f=1
+    fi
+    add_counts "${stage}" "${p}" "${f}" "${rc}"
+}
+run_external fuzz test/fuzz/run.sh
+run_external load test/load/run.sh
+
+# --- summary -------------------------------------------------------------------
+
+echo
+echo "==> summary"
+for s in "${STAGE_SUMMARY[@]}"; do echo "    ${s}"; done
+COMPLETED=1
+# finish (EXIT trap) prints the final "N passed, M failed" line and sets the
+# exit status.
