@@ -1,0 +1,217 @@
+/*-------------------------------------------------------------------------
+ *
+ * agentmesh.h
+ *		Declarations shared by the agentmesh_lifecycle modules.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENTMESH_H
+#define AGENTMESH_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* ---- agentmesh_lifecycle.c: GUCs ---- */
+extern int	am_naptime;
+extern bool am_enabled;
+extern int	am_batch_size;
+extern char *am_databases;
+
+#define AM_SCHEMA			"agentmesh"
+#define AM_MAINT_ACTOR		"agentmesh-maintenance"
+
+/* Documented input limits (README, "Limits"). */
+#define AM_MAX_NAME_LEN		200
+#define AM_MAX_TEXT_LEN		1000	/* owner, purpose, agent_type, actor, reason */
+#define AM_MAX_ID_LEN		100
+#define AM_MAX_TAGS_BYTES	4096
+#define AM_MAX_TAGS_KEYS	64
+
+/* ---- state_machine.c ---- */
+
+/* Lifecycle states, in the enum's order. */
+typedef enum AmState
+{
+	AM_PENDING_APPROVAL = 0,
+	AM_PROVISIONED,
+	AM_ACTIVE,
+	AM_SUSPENDED,
+	AM_ROTATING_CREDENTIALS,
+	AM_DECOMMISSIONING,
+	AM_DECOMMISSIONED,
+	AM_ORPHANED,
+	AM_NUM_STATES
+} AmState;
+
+#define AM_STATE_NONE	(-1)	/* no state: before request; "unchanged" as target */
+
+/* Event types, in the enum's order. */
+typedef enum AmEvent
+{
+	AM_EV_NONE = -1,
+	AM_EV_REQUESTED = 0,
+	AM_EV_APPROVED,
+	AM_EV_REJECTED,
+	AM_EV_PROVISIONED,
+	AM_EV_ACTIVATED,
+	AM_EV_CREDENTIAL_ROTATED,
+	AM_EV_CREDENTIAL_EXPIRED,
+	AM_EV_HEARTBEAT,
+	AM_EV_HEARTBEAT_MISSED,
+	AM_EV_SUSPENDED,
+	AM_EV_RESUMED,
+	AM_EV_ORPHAN_DETECTED,
+	AM_EV_DECOMMISSION_STARTED,
+	AM_EV_DECOMMISSIONED,
+	AM_EV_OWNER_CHANGED,
+	AM_EV_CREDENTIAL_REVOKED,
+	AM_EV_ATTRIBUTES_CHANGED,
+	AM_EV_POLICY_CHANGED,
+	AM_NUM_EVENTS
+} AmEvent;
+
+/* Operations; each has exactly one entry in the transition table. */
+typedef enum AmOp
+{
+	AM_OP_REQUEST = 0,
+	AM_OP_REQUEST_UNAPPROVED,	/* request under a policy without approval */
+	AM_OP_APPROVE,
+	AM_OP_REJECT,
+	AM_OP_ACTIVATE,
+	AM_OP_SUSPEND,
+	AM_OP_RESUME,
+	AM_OP_MARK_ORPHANED,
+	AM_OP_RECLAIM,
+	AM_OP_DECOMMISSION,
+	AM_OP_HEARTBEAT,
+	AM_OP_CHANGE_OWNER,
+	AM_OP_ROTATE,
+	AM_OP_REVOKE,
+	AM_OP_EXPIRE,				/* maintenance records an expired credential */
+	AM_OP_HEARTBEAT_MISSED,		/* maintenance records a missed heartbeat */
+	AM_OP_UPDATE,				/* plain-SQL change of descriptive columns */
+	AM_NUM_OPS
+} AmOp;
+
+#define AM_MAX_OP_EVENTS 2
+
+typedef struct AmTransition
+{
+	AmOp		op;
+	const char *name;			/* operation name as users see it */
+	uint32		from_mask;		/* bit per AmState the operation accepts */
+	int			to;				/* AmState, or AM_STATE_NONE: state unchanged */
+	AmEvent		events[AM_MAX_OP_EVENTS];	/* AM_EV_NONE-terminated */
+	bool		sql_inferable;	/* may a plain UPDATE of state mean this op? */
+} AmTransition;
+
+extern const char *const am_state_names[AM_NUM_STATES];
+extern const char *const am_event_names[AM_NUM_EVENTS];
+
+extern const AmTransition *am_transition(AmOp op);
+extern const AmTransition *am_transition_for_states(AmState from, AmState to);
+extern bool am_op_allowed(AmOp op, AmState from);
+extern AmState am_state_from_name(const char *name);
+extern AmState am_state_from_datum(Datum enumval);
+extern void am_report_wrong_state(AmOp op, const char *agent_id, AmState from)
+			pg_attribute_noreturn();
+
+/* ---- spi_util.c ---- */
+
+typedef struct AmPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[16];
+	SPIPlanPtr	plan;
+} AmPlan;
+
+typedef struct AmPriv
+{
+	Oid			saved_uid;
+	int			saved_secctx;
+} AmPriv;
+
+extern Oid	am_extension_owner(void);
+extern void am_prevent_on_standby(const char *funcname);
+extern void am_connect(AmPriv *priv);
+extern void am_finish(AmPriv *priv);
+extern int	am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long count);
+extern Oid	am_type_oid(const char *typname);
+extern Datum am_text_datum(const char *s);
+extern char *am_getcol_text(int col);
+extern bool am_getcol_isnull(int col);
+extern Datum am_getcol(int col, bool *isnull);
+
+/* ---- validate (lifecycle.c) ---- */
+
+extern char *am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
+						 bool required, int maxlen, bool allow_empty);
+extern char *am_actor(FunctionCallInfo fcinfo, int argno);
+
+/* ---- audit.c ---- */
+
+/* What the calling lm_* function tells the agents trigger. */
+typedef struct AmAuditContext
+{
+	bool		active;
+	AmOp		op;
+	const char *actor;
+	Jsonb	   *details;
+	bool		audit_heartbeat;
+} AmAuditContext;
+
+extern void am_set_audit_context(AmOp op, const char *actor, Jsonb *details);
+extern void am_set_audit_heartbeat(bool on);
+extern void am_clear_audit_context(void);
+extern void am_register_xact_callbacks(void);
+
+/* ---- credentials.c ---- */
+
+typedef struct AmGrant
+{
+	char	   *credential_id;
+	char	   *token;
+	TimestampTz issued_at;
+	TimestampTz expires_at;
+} AmGrant;
+
+extern void am_issue_credential(const char *agent_id, Interval *ttl, Interval *overlap,
+								TimestampTz now, AmGrant *grant);
+extern int	am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz now);
+extern char *am_random_id(const char *prefix, int nbytes);
+extern bool am_token_hash(const char *token, uint8 *hash_out);
+extern char *am_token_agent(const char *token, TimestampTz as_of, bool require_active);
+
+/* ---- policy ---- */
+
+typedef struct AmPolicy
+{
+	bool		require_approval;
+	bool		require_owner;
+	bool		require_distinct_approver;
+	bool		revoke_on_decommission;
+	bool		heartbeat_requires_token;
+	bool		audit_heartbeats;
+	bool		auto_rotate;
+	Interval	max_credential_ttl;
+	Interval	rotation_overlap;
+} AmPolicy;
+
+extern bool am_load_policy(const char *name, AmPolicy *pol);
+
+/* ---- lifecycle.c ---- */
+
+extern Datum am_transition_agent(AmOp op, const char *agent_id, const char *actor, Jsonb *details);
+extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor,
+								const char *new_owner, TimestampTz now, AmGrant *grant,
+								AmState *state_out);
+
+/* ---- json helpers (lifecycle.c) ---- */
+
+extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
+
+#endif							/* AGENTMESH_H */

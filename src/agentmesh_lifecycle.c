@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * agentmesh_lifecycle.c
+ *		Module load: GUCs, transaction callbacks, worker registration.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "agentmesh.h"
+
+PG_MODULE_MAGIC;
+
+/* GUCs (README, "Background worker") */
+int			am_naptime = 60;
+bool		am_enabled = true;
+int			am_batch_size = 1000;
+char	   *am_databases = NULL;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	am_register_xact_callbacks();
+
+	DefineCustomIntVariable("agentmesh_lifecycle.naptime",
+							"Seconds between two maintenance passes of each database.",
+							NULL, &am_naptime, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentmesh_lifecycle.enabled",
+							 "Whether the maintenance workers run passes.",
+							 NULL, &am_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentmesh_lifecycle.batch_size",
+							"Agents handled per transaction by a maintenance pass.",
+							NULL, &am_batch_size, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentmesh_lifecycle.databases",
+							   "Comma-separated databases the workers may serve; empty means every database with the extension.",
+							   NULL, &am_databases, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("agentmesh_lifecycle");
+}

@@ -1,0 +1,1203 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *		Audit triggers, the canonical event encoding and its hash chain,
+ *		and chain verification.
+ *
+ * Every change to an agent or a policy goes through a BEFORE ROW trigger
+ * here, in the transaction of the change.  The trigger checks the change
+ * against the transition table, writes the audit rows and advances the
+ * subject's chain head, which lives in the very row being changed: that row
+ * is already locked by the UPDATE, so chaining needs no lock of its own.
+ *
+ * An lm_* function tells the trigger what it is doing through a
+ * backend-local context (not a GUC, which a user could set); a change made
+ * with plain SQL has no context, is mapped to an operation by its states,
+ * and is recorded with the session user as actor.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "agentmesh.h"
+
+#define AM_CANONICAL_VERSION 1
+
+static AmAuditContext audit_ctx;
+
+/* ----------------------------------------------------------------
+ * Context handed from lm_* functions to the trigger
+ * ----------------------------------------------------------------
+ */
+void
+am_set_audit_context(AmOp op, const char *actor, Jsonb *details)
+{
+	audit_ctx.active = true;
+	audit_ctx.op = op;
+	audit_ctx.actor = actor;
+	audit_ctx.details = details;
+	audit_ctx.audit_heartbeat = false;
+}
+
+void
+am_set_audit_heartbeat(bool on)
+{
+	audit_ctx.audit_heartbeat = on;
+}
+
+void
+am_clear_audit_context(void)
+{
+	memset(&audit_ctx, 0, sizeof(audit_ctx));
+}
+
+/* An error between set and clear must not leave the context to a later statement. */
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+		am_clear_audit_context();
+}
+
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		am_clear_audit_context();
+}
+
+void
+am_register_xact_callbacks(void)
+{
+	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
+}
+
+/* ----------------------------------------------------------------
+ * Canonical encoding, version 1
+ *
+ *	 byte	 version (1)
+ *	 text	 agent_id, policy
+ *	 int64	 seq
+ *	 text	 event_type
+ *	 int64	 occurred_at, microseconds since 1970-01-01 00:00 UTC
+ *	 text	 actor, db_user, previous_state, new_state
+ *	 text	 details (jsonb's canonical text form)
+ *	 bytes	 prev_hash
+ *
+ * text and bytes are a big-endian int32 length and the UTF-8 bytes (length
+ * -1 for NULL); integers are big-endian.  Nothing depends on TimeZone or
+ * DateStyle.  hash = SHA-256 of the encoding.  The README shows the same
+ * encoding in plain SQL, and the tests check one against the other.
+ * ----------------------------------------------------------------
+ */
+typedef struct AmEventRec
+{
+	const char *agent_id;
+	const char *policy;
+	int64		seq;
+	const char *event_type;
+	TimestampTz occurred_at;
+	const char *actor;
+	const char *db_user;
+	const char *previous_state;
+	const char *new_state;
+	Jsonb	   *details;
+	const uint8 *prev_hash;		/* NULL or 32 bytes */
+} AmEventRec;
+
+static void
+put_int32(StringInfo buf, int32 v)
+{
+	uint32		n = pg_hton32((uint32) v);
+
+	appendBinaryStringInfo(buf, (char *) &n, 4);
+}
+
+static void
+put_int64(StringInfo buf, int64 v)
+{
+	uint64		n = pg_hton64((uint64) v);
+
+	appendBinaryStringInfo(buf, (char *) &n, 8);
+}
+
+static void
+put_text(StringInfo buf, const char *s)
+{
+	char	   *u;
+	int			len;
+
+	if (s == NULL)
+	{
+		put_int32(buf, -1);
+		return;
+	}
+	u = pg_server_to_any(s, strlen(s), PG_UTF8);
+	len = strlen(u);
+	put_int32(buf, len);
+	appendBinaryStringInfo(buf, u, len);
+}
+
+static void
+event_hash(const AmEventRec *ev, uint8 *out)
+{
+	StringInfoData buf;
+	pg_cryptohash_ctx *ctx;
+	char	   *details;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, AM_CANONICAL_VERSION);
+	put_text(&buf, ev->agent_id);
+	put_text(&buf, ev->policy);
+	put_int64(&buf, ev->seq);
+	put_text(&buf, ev->event_type);
+	put_int64(&buf, ev->occurred_at +
+			  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	put_text(&buf, ev->actor);
+	put_text(&buf, ev->db_user);
+	put_text(&buf, ev->previous_state);
+	put_text(&buf, ev->new_state);
+	details = JsonbToCString(NULL, &ev->details->root, VARSIZE(ev->details));
+	put_text(&buf, details);
+	if (ev->prev_hash == NULL)
+		put_int32(&buf, -1);
+	else
+	{
+		put_int32(&buf, PG_SHA256_DIGEST_LENGTH);
+		appendBinaryStringInfo(&buf, (const char *) ev->prev_hash, PG_SHA256_DIGEST_LENGTH);
+	}
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (uint8 *) buf.data, buf.len) < 0 ||
+		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256 of an audit event: %s",
+			 pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	pfree(buf.data);
+}
+
+/* ----------------------------------------------------------------
+ * Appending to a chain
+ * ----------------------------------------------------------------
+ */
+typedef struct AmChain
+{
+	int64		seq;
+	bool		has_head;
+	uint8		head[PG_SHA256_DIGEST_LENGTH];
+} AmChain;
+
+static AmPlan insert_event_plan = {
+	"INSERT INTO agentmesh.audit_events (agent_id, policy, seq, event_type, occurred_at,"
+	" actor, db_user, previous_state, new_state, details, prev_hash, hash)"
+	" VALUES ($1, $2, $3, $4::agentmesh.lifecycle_event_type, $5, $6, $7,"
+	" $8::agentmesh.lifecycle_state, $9::agentmesh.lifecycle_state, $10, $11, $12)",
+	12, {TEXTOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID}
+};
+
+static bytea *
+hash_bytea(const uint8 *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
+	return b;
+}
+
+/* Must be called inside am_connect()/am_finish(). */
+static void
+append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent ev,
+			 const char *actor, int prev_state, int new_state, Jsonb *details)
+{
+	AmEventRec rec;
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	Datum		values[12];
+	bool		nulls[12];
+
+	memset(nulls, 0, sizeof(nulls));
+	rec.agent_id = agent_id;
+	rec.policy = policy;
+	rec.seq = chain->seq + 1;
+	rec.event_type = am_event_names[ev];
+	rec.occurred_at = GetCurrentTransactionStartTimestamp();
+	rec.actor = actor;
+	rec.db_user = GetUserNameFromId(GetSessionUserId(), false);
+	rec.previous_state = prev_state == AM_STATE_NONE ? NULL : am_state_names[prev_state];
+	rec.new_state = new_state == AM_STATE_NONE ? NULL : am_state_names[new_state];
+	rec.details = details;
+	rec.prev_hash = chain->has_head ? chain->head : NULL;
+	event_hash(&rec, hash);
+
+	values[0] = am_text_datum(rec.agent_id);
+	nulls[0] = rec.agent_id == NULL;
+	values[1] = am_text_datum(rec.policy);
+	nulls[1] = rec.policy == NULL;
+	values[2] = Int64GetDatum(rec.seq);
+	values[3] = CStringGetTextDatum(rec.event_type);
+	values[4] = TimestampTzGetDatum(rec.occurred_at);
+	values[5] = CStringGetTextDatum(rec.actor);
+	values[6] = CStringGetTextDatum(rec.db_user);
+	values[7] = am_text_datum(rec.previous_state);
+	nulls[7] = rec.previous_state == NULL;
+	values[8] = am_text_datum(rec.new_state);
+	nulls[8] = rec.new_state == NULL;
+	values[9] = JsonbPGetDatum(details);
+	values[10] = rec.prev_hash ? PointerGetDatum(hash_bytea(rec.prev_hash)) : (Datum) 0;
+	nulls[10] = rec.prev_hash == NULL;
+	values[11] = PointerGetDatum(hash_bytea(hash));
+
+	if (am_exec(&insert_event_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert audit event");
+
+	chain->seq = rec.seq;
+	chain->has_head = true;
+	memcpy(chain->head, hash, PG_SHA256_DIGEST_LENGTH);
+}
+
+/* ----------------------------------------------------------------
+ * Tuple helpers
+ * ----------------------------------------------------------------
+ */
+static int
+attnum(TupleDesc desc, const char *name)
+{
+	int			n = SPI_fnumber(desc, name);
+
+	if (n <= 0)
+		elog(ERROR, "column \"%s\" is missing from the table", name);
+	return n;
+}
+
+static Datum
+col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+{
+	return heap_getattr(tup, attnum(desc, name), desc, isnull);
+}
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = col(tup, desc, name, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static void
+read_chain(HeapTuple tup, TupleDesc desc, AmChain *chain)
+{
+	bool		isnull;
+	Datum		d;
+
+	chain->seq = DatumGetInt64(col(tup, desc, "audit_seq", &isnull));
+	d = col(tup, desc, "audit_head", &isnull);
+	chain->has_head = !isnull;
+	if (!isnull)
+	{
+		bytea	   *b = DatumGetByteaPP(d);
+
+		if (VARSIZE_ANY_EXHDR(b) != PG_SHA256_DIGEST_LENGTH)
+			elog(ERROR, "audit chain head has the wrong length");
+		memcpy(chain->head, VARDATA_ANY(b), PG_SHA256_DIGEST_LENGTH);
+	}
+}
+
+/* Do two versions of a column differ? */
+static bool
+col_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
+{
+	int			n = attnum(desc, name);
+	Form_pg_attribute att = TupleDescAttr(desc, n - 1);
+	bool		na;
+	bool		nb;
+	Datum		da = heap_getattr(a, n, desc, &na);
+	Datum		db = heap_getattr(b, n, desc, &nb);
+
+	if (na || nb)
+		return na != nb;
+	return !datumIsEqual(da, db, att->attbyval, att->attlen);
+}
+
+static Jsonb *
+jsonb_from_cstring(const char *s)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+}
+
+static Jsonb *
+empty_details(void)
+{
+	return jsonb_from_cstring("{}");
+}
+
+static bool
+is_extension_owner_or_superuser(void)
+{
+	return superuser() || GetUserId() == am_extension_owner();
+}
+
+/* ----------------------------------------------------------------
+ * agents trigger
+ * ----------------------------------------------------------------
+ */
+static const char *const heartbeat_columns[] = {
+	"last_heartbeat", "heartbeat_count", "heartbeat_missed_at"
+};
+
+static const char *const descriptive_columns[] = {
+	"name", "purpose", "agent_type", "policy", "tags", "credential_id",
+	"credential_issued_at", "credential_expires_at", "requested_by",
+	"created_at", "activated_at", "decommissioned_at", "updated_at"
+};
+
+PG_FUNCTION_INFO_V1(agentmesh_agents_guard);
+Datum
+agentmesh_agents_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldtup = NULL;
+	HeapTuple	newtup;
+	AmAuditContext ctx = audit_ctx;
+	AmOp		op;
+	const AmTransition *t;
+	AmState		from = (AmState) AM_STATE_NONE;
+	AmState		to;
+	char	   *agent_id;
+	const char *actor;
+	AmChain		chain;
+	AmPriv		priv;
+	int			i;
+	int			ncols = 0;
+	int			cols[8];
+	Datum		vals[8];
+	bool		nulls[8];
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			revoked = -1;
+	StringInfoData changed;
+
+	initStringInfo(&changed);
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "agents_guard must be a BEFORE ROW trigger");
+	desc = td->tg_relation->rd_att;
+
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agents cannot be deleted"),
+				 errdetail("Agent rows are kept as tombstones so that their identifiers are never reused and their audit trail stays attached."),
+				 errhint("Use lm_decommission() to retire an agent.")));
+
+	/* the context is for exactly one row change */
+	am_clear_audit_context();
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		oldtup = td->tg_trigtuple;
+		newtup = td->tg_newtuple;
+
+		/* Fast path: an lm_heartbeat() that is not audited changes nothing else. */
+		if (ctx.active && ctx.op == AM_OP_HEARTBEAT && !ctx.audit_heartbeat)
+			return PointerGetDatum(newtup);
+	}
+	else
+		newtup = td->tg_trigtuple;
+
+	agent_id = col_text(newtup, desc, "agent_id");
+	actor = ctx.active ? ctx.actor : GetUserNameFromId(GetSessionUserId(), false);
+	{
+		bool		isnull;
+
+		to = am_state_from_datum(col(newtup, desc, "state", &isnull));
+	}
+
+	if (oldtup == NULL)
+	{
+		/* INSERT: a request, or a row being restored by pg_restore */
+		AmChain		restored;
+
+		read_chain(newtup, desc, &restored);
+		if (!ctx.active && restored.seq > 0)
+		{
+			if (!is_extension_owner_or_superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to insert an agent with an audit chain"),
+						 errdetail("Only the extension owner restores agents from a dump.")));
+			return PointerGetDatum(newtup);
+		}
+		if (ctx.active)
+			op = ctx.op;
+		else if (to == AM_PENDING_APPROVAL)
+			op = AM_OP_REQUEST;
+		else if (to == AM_PROVISIONED)
+		{
+			AmPolicy	pol;
+			char	   *pname = col_text(newtup, desc, "policy");
+
+			if (am_load_policy(pname, &pol) && pol.require_approval)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("new agent \"%s\" must start in state pending_approval", agent_id),
+						 errdetail("Policy \"%s\" requires approval.", pname)));
+			op = AM_OP_REQUEST_UNAPPROVED;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("new agent \"%s\" cannot start in state %s", agent_id, am_state_names[to]),
+					 errhint("New agents start in state pending_approval, or provisioned when their policy needs no approval.")));
+		t = am_transition(op);
+		if (t->to != (int) to)
+			elog(ERROR, "request must create the agent in state %s", am_state_names[t->to]);
+		chain.seq = 0;
+		chain.has_head = false;
+	}
+	else
+	{
+		char	   *old_id = col_text(oldtup, desc, "agent_id");
+		bool		isnull;
+
+		from = am_state_from_datum(col(oldtup, desc, "state", &isnull));
+		if (strcmp(old_id, agent_id) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("agent_id of agent \"%s\" cannot be changed", old_id)));
+		read_chain(oldtup, desc, &chain);
+
+		if (ctx.active)
+			op = ctx.op;
+		else if (to != from)
+		{
+			t = am_transition_for_states(from, to);
+			if (t == NULL)
+			{
+				if (from == AM_DECOMMISSIONED)
+					am_report_wrong_state(AM_OP_UPDATE, agent_id, from);
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("invalid transition of agent \"%s\" from %s to %s",
+								agent_id, am_state_names[from], am_state_names[to]),
+						 errhint("Use the agentmesh.lm_* functions; agentmesh.lm_transitions() lists the allowed transitions.")));
+			}
+			op = t->op;
+		}
+		else
+		{
+			bool		only_heartbeat = true;
+
+			for (i = 0; i < lengthof(descriptive_columns); i++)
+				if (col_changed(oldtup, newtup, desc, descriptive_columns[i]))
+				{
+					appendStringInfo(&changed, "%s\"%s\"", changed.len ? ", " : "",
+									 descriptive_columns[i]);
+					only_heartbeat = false;
+				}
+			if (col_changed(oldtup, newtup, desc, "owner"))
+				op = AM_OP_CHANGE_OWNER;
+			else if (!only_heartbeat)
+				op = AM_OP_UPDATE;
+			else
+			{
+				/* liveness columns only, or nothing: no event, chain untouched */
+				for (i = 0; i < lengthof(heartbeat_columns); i++)
+					if (col_changed(oldtup, newtup, desc, heartbeat_columns[i]) &&
+						from == AM_DECOMMISSIONED)
+						am_report_wrong_state(AM_OP_HEARTBEAT, agent_id, from);
+				op = AM_OP_HEARTBEAT;
+				ctx.audit_heartbeat = false;
+				goto keep_chain;
+			}
+		}
+		if (!am_op_allowed(op, from))
+			am_report_wrong_state(op, agent_id, from);
+	}
+
+	t = am_transition(op);
+	if ((t->to == AM_STATE_NONE ? (int) from : t->to) != (int) to)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("operation %s cannot change the state of agent \"%s\"", t->name, agent_id)));
+
+	/* Write the events, each chained to the previous one. */
+	am_connect(&priv);
+	if (to == AM_DECOMMISSIONED && from != (AmState) AM_STATE_NONE)
+	{
+		AmPolicy	pol;
+		char	   *pname = col_text(newtup, desc, "policy");
+
+		if (am_load_policy(pname, &pol) && pol.revoke_on_decommission)
+			revoked = am_revoke_all_credentials(agent_id, "decommissioned", now);
+	}
+	for (i = 0; i < AM_MAX_OP_EVENTS && t->events[i] != AM_EV_NONE; i++)
+	{
+		AmEvent		ev = t->events[i];
+		int			ev_from = from;
+		int			ev_to = (t->to == AM_STATE_NONE) ? AM_STATE_NONE : t->to;
+		Jsonb	   *details;
+
+		/* a decommission passes through decommissioning within the transaction */
+		if (op == AM_OP_DECOMMISSION)
+		{
+			ev_from = i == 0 ? from : AM_DECOMMISSIONING;
+			ev_to = i == 0 ? AM_DECOMMISSIONING : AM_DECOMMISSIONED;
+		}
+		if (op == AM_OP_RECLAIM && ev == AM_EV_OWNER_CHANGED)
+			ev_from = ev_to = AM_STATE_NONE;
+		if (t->to == AM_STATE_NONE)
+			ev_from = AM_STATE_NONE;
+		if (op == AM_OP_REQUEST_UNAPPROVED)
+		{
+			ev_from = i == 0 ? AM_STATE_NONE : AM_PENDING_APPROVAL;
+			ev_to = i == 0 ? AM_PENDING_APPROVAL : AM_PROVISIONED;
+		}
+
+		if (ev == AM_EV_OWNER_CHANGED)
+		{
+			StringInfoData js;
+			char	   *old_owner = oldtup ? col_text(oldtup, desc, "owner") : NULL;
+			char	   *new_owner = col_text(newtup, desc, "owner");
+
+			initStringInfo(&js);
+			appendStringInfoString(&js, "{\"old_owner\": ");
+			if (old_owner)
+				escape_json(&js, old_owner);
+			else
+				appendStringInfoString(&js, "null");
+			appendStringInfoString(&js, ", \"new_owner\": ");
+			if (new_owner)
+				escape_json(&js, new_owner);
+			else
+				appendStringInfoString(&js, "null");
+			appendStringInfoChar(&js, '}');
+			details = jsonb_from_cstring(js.data);
+		}
+		else if (ev == AM_EV_DECOMMISSIONED)
+			details = jsonb_from_cstring(psprintf("{\"credentials_revoked\": %d}",
+												  revoked < 0 ? 0 : revoked));
+		else if (ev == AM_EV_ATTRIBUTES_CHANGED)
+			details = jsonb_from_cstring(psprintf("{\"columns\": [%s]}", changed.data));
+		else if (ctx.active && ctx.details)
+			details = ctx.details;
+		else if (!ctx.active)
+			details = jsonb_from_cstring("{\"source\": \"sql\"}");
+		else
+			details = empty_details();
+
+		append_event(&chain, agent_id, NULL, ev, actor, ev_from, ev_to, details);
+	}
+	am_finish(&priv);
+
+	/* Derived columns, set here so that plain SQL gets them too. */
+	cols[ncols] = attnum(desc, "audit_seq");
+	vals[ncols] = Int64GetDatum(chain.seq);
+	nulls[ncols++] = false;
+	cols[ncols] = attnum(desc, "audit_head");
+	vals[ncols] = chain.has_head ? PointerGetDatum(hash_bytea(chain.head)) : (Datum) 0;
+	nulls[ncols++] = !chain.has_head;
+	if (op != AM_OP_HEARTBEAT)
+	{
+		cols[ncols] = attnum(desc, "updated_at");
+		vals[ncols] = TimestampTzGetDatum(now);
+		nulls[ncols++] = false;
+	}
+	if (oldtup == NULL)
+	{
+		cols[ncols] = attnum(desc, "created_at");
+		vals[ncols] = TimestampTzGetDatum(now);
+		nulls[ncols++] = false;
+		cols[ncols] = attnum(desc, "requested_by");
+		vals[ncols] = CStringGetTextDatum(actor);
+		nulls[ncols++] = false;
+	}
+	if (to == AM_ACTIVE && from != AM_ACTIVE)
+	{
+		cols[ncols] = attnum(desc, "activated_at");
+		vals[ncols] = TimestampTzGetDatum(now);
+		nulls[ncols++] = false;
+	}
+	if (to == AM_DECOMMISSIONED && from != AM_DECOMMISSIONED)
+	{
+		cols[ncols] = attnum(desc, "decommissioned_at");
+		vals[ncols] = TimestampTzGetDatum(now);
+		nulls[ncols++] = false;
+		if (revoked >= 0)
+		{
+			cols[ncols] = attnum(desc, "credential_id");
+			nulls[ncols++] = true;
+			cols[ncols] = attnum(desc, "credential_expires_at");
+			nulls[ncols++] = true;
+		}
+	}
+	Assert(ncols <= lengthof(cols));
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, ncols, cols, vals, nulls));
+
+keep_chain:
+	/* plain-SQL liveness update: keep the chain head as it was */
+	cols[0] = attnum(desc, "audit_seq");
+	vals[0] = Int64GetDatum(chain.seq);
+	nulls[0] = false;
+	cols[1] = attnum(desc, "audit_head");
+	vals[1] = chain.has_head ? PointerGetDatum(hash_bytea(chain.head)) : (Datum) 0;
+	nulls[1] = !chain.has_head;
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 2, cols, vals, nulls));
+}
+
+/* ----------------------------------------------------------------
+ * policies trigger
+ * ----------------------------------------------------------------
+ */
+static const char *const policy_columns[] = {
+	"require_approval", "require_owner", "require_distinct_approver",
+	"heartbeat_interval", "orphan_threshold", "max_inactive_days",
+	"max_credential_ttl", "rotation_overlap", "auto_rotate",
+	"revoke_on_decommission", "heartbeat_requires_token", "audit_heartbeats",
+	"auto_decommission"
+};
+
+static bool restoring_policy = false;
+
+static bool
+interval_positive(Datum iv)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return DatumGetBool(DirectFunctionCall2(interval_gt, iv, IntervalPGetDatum(&zero)));
+}
+
+/*
+ * Reject nonsense with 22023 before the CHECK constraints (which remain as
+ * a backstop) would report it as a bare 23514.
+ */
+static void
+validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		ttl = col(tup, desc, "max_credential_ttl", &isnull);
+	Datum		overlap = col(tup, desc, "rotation_overlap", &isnull);
+	Interval	limit;
+	int32		days;
+	const char *bad = NULL;
+	const char *why = NULL;
+
+	if (!isnull && (strlen(name) == 0 || strlen(name) > 63 ||
+					strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name) ||
+					!(name[0] >= 'a' && name[0] <= 'z')))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid policy name \"%s\"", name),
+				 errhint("Policy names are 1 to 63 characters: a lower-case letter, then lower-case letters, digits, \"_\", \".\" or \"-\".")));
+
+	if (!interval_positive(col(tup, desc, "heartbeat_interval", &isnull)))
+		bad = "heartbeat_interval", why = "must be positive";
+	else if (!interval_positive(col(tup, desc, "orphan_threshold", &isnull)))
+		bad = "orphan_threshold", why = "must be positive";
+	else if (!interval_positive(ttl))
+		bad = "max_credential_ttl", why = "must be positive";
+	else
+	{
+		memset(&limit, 0, sizeof(limit));
+		limit.day = 366;
+		if (DatumGetBool(DirectFunctionCall2(interval_gt, ttl, IntervalPGetDatum(&limit))))
+			bad = "max_credential_ttl", why = "must not exceed 366 days";
+		else if (DatumGetBool(DirectFunctionCall2(interval_lt, overlap,
+												  IntervalPGetDatum(&(Interval) {0}))))
+			bad = "rotation_overlap", why = "must not be negative";
+		else if (!DatumGetBool(DirectFunctionCall2(interval_lt, overlap, ttl)))
+			bad = "rotation_overlap", why = "must be shorter than max_credential_ttl";
+	}
+	days = DatumGetInt32(col(tup, desc, "max_inactive_days", &isnull));
+	if (bad == NULL && (days <= 0 || days > 36500))
+		bad = "max_inactive_days", why = "must be between 1 and 36500";
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for %s in policy \"%s\"", bad, name),
+				 errdetail("The value %s.", why)));
+}
+
+PG_FUNCTION_INFO_V1(agentmesh_policies_guard);
+Datum
+agentmesh_policies_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldtup = NULL;
+	HeapTuple	newtup;
+	char	   *name;
+	AmChain		chain;
+	AmPriv		priv;
+	StringInfoData js;
+	int			i;
+	int			cols[4];
+	Datum		vals[4];
+	bool		nulls[4] = {false, false, false, false};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "policies_guard must be a BEFORE ROW trigger");
+	desc = td->tg_relation->rd_att;
+
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("policies cannot be deleted"),
+				 errdetail("Agents refer to their policy for their whole life, and a policy's audit trail stays attached to its name."),
+				 errhint("Stop using the policy for new agents instead.")));
+
+	if (restoring_policy)
+		return PointerGetDatum(td->tg_newtuple);
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		oldtup = td->tg_trigtuple;
+		newtup = td->tg_newtuple;
+	}
+	else
+		newtup = td->tg_trigtuple;
+	name = col_text(newtup, desc, "name");
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("policy name must not be null")));
+
+	if (oldtup == NULL)
+	{
+		read_chain(newtup, desc, &chain);
+		if (chain.seq > 0)
+		{
+			/*
+			 * A row that carries its chain comes from pg_restore.  The script
+			 * already created 'default'; overwrite it with the dumped values
+			 * instead of failing on the duplicate key.
+			 */
+			if (!is_extension_owner_or_superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to insert a policy with an audit chain"),
+						 errdetail("Only the extension owner restores policies from a dump.")));
+			if (strcmp(name, "default") == 0)
+			{
+				AmPlan		upd = {
+					"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
+					" require_distinct_approver, heartbeat_interval, orphan_threshold,"
+					" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
+					" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
+					" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
+					" (r.require_approval, r.require_owner, r.require_distinct_approver,"
+					" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
+					" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
+					" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
+					" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+					" FROM (SELECT ($1::agentmesh.policies).*) r WHERE p.name = 'default'",
+					1, {am_type_oid("policies")}
+				};
+				Datum		row = heap_copy_tuple_as_datum(newtup, desc);
+
+				am_connect(&priv);
+				restoring_policy = true;
+				PG_TRY();
+				{
+					am_exec(&upd, &row, NULL, false, 0);
+				}
+				PG_FINALLY();
+				{
+					restoring_policy = false;
+				}
+				PG_END_TRY();
+				if (upd.plan)
+					SPI_freeplan(upd.plan);
+				am_finish(&priv);
+				return PointerGetDatum(NULL);
+			}
+			return PointerGetDatum(newtup);
+		}
+		validate_policy(newtup, desc, name);
+		initStringInfo(&js);
+		appendStringInfoString(&js, "{\"operation\": \"insert\"}");
+	}
+	else
+	{
+		char	   *old_name = col_text(oldtup, desc, "name");
+		volatile bool any = false;
+
+		if (strcmp(old_name, name) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("policy \"%s\" cannot be renamed", old_name),
+					 errhint("Create a policy with the new name instead.")));
+		read_chain(oldtup, desc, &chain);
+		validate_policy(newtup, desc, name);
+		initStringInfo(&js);
+		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
+		for (i = 0; i < lengthof(policy_columns); i++)
+			if (col_changed(oldtup, newtup, desc, policy_columns[i]))
+			{
+				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", policy_columns[i]);
+				any = true;
+			}
+		appendStringInfoString(&js, "]}");
+		if (!any)
+		{
+			/* nothing that matters changed: keep the row and the chain as they were */
+			return PointerGetDatum(oldtup);
+		}
+	}
+
+	am_connect(&priv);
+	append_event(&chain, NULL, name, AM_EV_POLICY_CHANGED,
+				 GetUserNameFromId(GetSessionUserId(), false),
+				 AM_STATE_NONE, AM_STATE_NONE, jsonb_from_cstring(js.data));
+	am_finish(&priv);
+
+	cols[0] = attnum(desc, "audit_seq");
+	vals[0] = Int64GetDatum(chain.seq);
+	cols[1] = attnum(desc, "audit_head");
+	vals[1] = PointerGetDatum(hash_bytea(chain.head));
+	cols[2] = attnum(desc, "updated_at");
+	vals[2] = TimestampTzGetDatum(now);
+	cols[3] = attnum(desc, "created_at");
+	vals[3] = oldtup ? col(oldtup, desc, "created_at", &nulls[3]) : TimestampTzGetDatum(now);
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 4, cols, vals, nulls));
+}
+
+/* ----------------------------------------------------------------
+ * Immutability: audit rows are never updated or deleted, and none of the
+ * extension's tables is truncated.  ENABLE ALWAYS, so replica mode does
+ * not switch this off.
+ * ----------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(agentmesh_audit_immutable);
+Datum
+agentmesh_audit_immutable(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "audit_immutable must be called as a trigger");
+	rel = RelationGetRelationName(td->tg_relation);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table agentmesh.%s cannot be truncated", rel),
+				 strcmp(rel, "audit_events") == 0 ?
+				 errdetail("Audit rows are immutable.") :
+				 errdetail("Its rows are referenced by the immutable audit trail.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("audit rows are immutable"),
+			 errdetail("%s on agentmesh.%s is not allowed.",
+					   TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "UPDATE" : "DELETE", rel)));
+	PG_RETURN_NULL();
+}
+
+/* ----------------------------------------------------------------
+ * lm_audit_trail(agent_id): the agent's events in chain order
+ * ----------------------------------------------------------------
+ */
+static AmPlan agent_exists_plan = {
+	"SELECT 1 FROM agentmesh.agents WHERE agent_id = $1", 1, {TEXTOID}
+};
+static AmPlan trail_plan = {
+	"SELECT e FROM agentmesh.audit_events e WHERE e.agent_id = $1 ORDER BY e.seq",
+	1, {TEXTOID}
+};
+
+PG_FUNCTION_INFO_V1(lm_audit_trail);
+Datum
+lm_audit_trail(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *agent_id = am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
+	Datum		arg = CStringGetTextDatum(agent_id);
+	AmPriv		priv;
+	uint64		i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_BLESS);
+	am_connect(&priv);
+	am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("agent \"%s\" does not exist", agent_id)));
+	am_exec(&trail_plan, &arg, NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader row;
+		HeapTupleData tmp;
+
+		row = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		tmp.t_len = HeapTupleHeaderGetDatumLength(row);
+		ItemPointerSetInvalid(&tmp.t_self);
+		tmp.t_tableOid = InvalidOid;
+		tmp.t_data = row;
+		tuplestore_puttuple(rsinfo->setResult, &tmp);
+	}
+	am_finish(&priv);
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * lm_verify_audit(agent_id DEFAULT NULL)
+ *
+ * Walks every chain in order and recomputes each hash; then checks that each
+ * subject's stored head matches its last event, which catches events deleted
+ * from the end of a chain.  Reports the first problem found.
+ * ----------------------------------------------------------------
+ */
+static AmPlan verify_events_plan = {
+	"SELECT event_id, agent_id, policy, seq, event_type::text, occurred_at, actor, db_user,"
+	" previous_state::text, new_state::text, details, prev_hash, hash"
+	" FROM agentmesh.audit_events"
+	" WHERE $1::text IS NULL OR agent_id = $1"
+	" ORDER BY agent_id, policy, seq",
+	1, {TEXTOID}
+};
+static AmPlan verify_heads_plan = {
+	"SELECT s.agent_id, s.policy, s.audit_seq, e.event_id FROM ("
+	"   SELECT agent_id, NULL::text AS policy, audit_seq, audit_head FROM agentmesh.agents"
+	"    WHERE $1::text IS NULL OR agent_id = $1"
+	"   UNION ALL"
+	"   SELECT NULL, name, audit_seq, audit_head FROM agentmesh.policies WHERE $1::text IS NULL"
+	" ) s LEFT JOIN LATERAL ("
+	"   SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
+	"    WHERE (s.agent_id IS NOT NULL AND e.agent_id = s.agent_id)"
+	"       OR (s.policy IS NOT NULL AND e.policy = s.policy)"
+	"    ORDER BY e.seq DESC LIMIT 1) e ON true"
+	" WHERE s.audit_seq IS DISTINCT FROM COALESCE(e.seq, 0)"
+	"    OR s.audit_head IS DISTINCT FROM e.hash"
+	" ORDER BY s.agent_id, s.policy LIMIT 1",
+	1, {TEXTOID}
+};
+
+typedef struct VerifyResult
+{
+	bool		intact;
+	int64		checked;
+	bool		has_event;
+	int64		event_id;
+	char	   *agent_id;
+	char	   *policy;
+	int64		seq;
+	const char *problem;
+} VerifyResult;
+
+static char *
+nullable_text(HeapTuple tup, TupleDesc desc, int colno)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, colno, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static bool
+same_subject(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+PG_FUNCTION_INFO_V1(lm_verify_audit);
+Datum
+lm_verify_audit(PG_FUNCTION_ARGS)
+{
+	char	   *only = PG_ARGISNULL(0) ? NULL :
+		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	Datum		arg = only ? CStringGetTextDatum(only) : (Datum) 0;
+	bool		argnull = (only == NULL);
+	VerifyResult res;
+	AmPriv		priv;
+	Portal		portal;
+	char	   *cur_agent = NULL;
+	char	   *cur_policy = NULL;
+	int64		expect_seq = 0;
+	uint8		prev[PG_SHA256_DIGEST_LENGTH];
+	bool		have_prev = false;
+	bool		first = true;
+	MemoryContext upper = CurrentMemoryContext;
+	TupleDesc	rdesc;
+	Datum		values[7];
+	bool		nulls[7];
+
+	memset(&res, 0, sizeof(res));
+	res.intact = true;
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	am_connect(&priv);
+	if (only)
+	{
+		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("agent \"%s\" does not exist", only)));
+	}
+	/* prepare through am_exec's cache, then stream it with a cursor */
+	if (verify_events_plan.plan == NULL)
+		am_exec(&verify_events_plan, &arg, &argnull, true, 1);
+	portal = SPI_cursor_open(NULL, verify_events_plan.plan, &arg,
+							 argnull ? "n" : " ", true);
+	while (res.intact)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed && res.intact; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			AmEventRec	rec;
+			bool		isnull;
+			bytea	   *stored;
+			bytea	   *stored_prev;
+			uint8		h[PG_SHA256_DIGEST_LENGTH];
+			int64		event_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+
+			rec.agent_id = nullable_text(tup, desc, 2);
+			rec.policy = nullable_text(tup, desc, 3);
+			rec.seq = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			rec.event_type = nullable_text(tup, desc, 5);
+			rec.occurred_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+			rec.actor = nullable_text(tup, desc, 7);
+			rec.db_user = nullable_text(tup, desc, 8);
+			rec.previous_state = nullable_text(tup, desc, 9);
+			rec.new_state = nullable_text(tup, desc, 10);
+			rec.details = DatumGetJsonbP(SPI_getbinval(tup, desc, 11, &isnull));
+			{
+				Datum		d = SPI_getbinval(tup, desc, 12, &isnull);
+
+				stored_prev = isnull ? NULL : DatumGetByteaPP(d);
+			}
+			stored = DatumGetByteaPP(SPI_getbinval(tup, desc, 13, &isnull));
+
+			if (first || !same_subject(cur_agent, rec.agent_id) ||
+				!same_subject(cur_policy, rec.policy))
+			{
+				MemoryContext old = MemoryContextSwitchTo(upper);
+
+				cur_agent = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
+				cur_policy = rec.policy ? pstrdup(rec.policy) : NULL;
+				MemoryContextSwitchTo(old);
+				expect_seq = 1;
+				have_prev = false;
+				first = false;
+			}
+
+			rec.prev_hash = have_prev ? prev : NULL;
+			if (rec.seq != expect_seq)
+				res.problem = psprintf("sequence number %lld where %lld was expected (events missing or inserted)",
+									   (long long) rec.seq, (long long) expect_seq);
+			else if ((stored_prev == NULL) != !have_prev ||
+					 (stored_prev && (VARSIZE_ANY_EXHDR(stored_prev) != PG_SHA256_DIGEST_LENGTH ||
+									  memcmp(VARDATA_ANY(stored_prev), prev, PG_SHA256_DIGEST_LENGTH) != 0)))
+				res.problem = "prev_hash does not match the hash of the previous event";
+			else
+			{
+				event_hash(&rec, h);
+				if (VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH ||
+					memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) != 0)
+					res.problem = "stored hash does not match the event's contents";
+			}
+			if (res.problem)
+			{
+				MemoryContext old = MemoryContextSwitchTo(upper);
+
+				res.intact = false;
+				res.has_event = true;
+				res.event_id = event_id;
+				res.agent_id = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
+				res.policy = rec.policy ? pstrdup(rec.policy) : NULL;
+				res.seq = rec.seq;
+				res.problem = pstrdup(res.problem);
+				MemoryContextSwitchTo(old);
+				break;
+			}
+			memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
+			have_prev = true;
+			expect_seq++;
+			res.checked++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	if (res.intact)
+	{
+		am_exec(&verify_heads_plan, &arg, &argnull, true, 1);
+		if (SPI_processed > 0)
+		{
+			MemoryContext old;
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *a = nullable_text(tup, desc, 1);
+			char	   *p = nullable_text(tup, desc, 2);
+			int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			Datum		ev = SPI_getbinval(tup, desc, 4, &isnull);
+
+			old = MemoryContextSwitchTo(upper);
+			res.intact = false;
+			res.agent_id = a ? pstrdup(a) : NULL;
+			res.policy = p ? pstrdup(p) : NULL;
+			res.has_event = !isnull;
+			res.event_id = isnull ? 0 : DatumGetInt64(ev);
+			res.seq = seq;
+			res.problem = pstrdup("chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
+			MemoryContextSwitchTo(old);
+		}
+	}
+	am_finish(&priv);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = BoolGetDatum(res.intact);
+	values[1] = Int64GetDatum(res.checked);
+	values[2] = Int64GetDatum(res.event_id);
+	nulls[2] = !res.has_event;
+	values[3] = am_text_datum(res.agent_id);
+	nulls[3] = res.agent_id == NULL;
+	values[4] = am_text_datum(res.policy);
+	nulls[4] = res.policy == NULL;
+	values[5] = Int64GetDatum(res.seq);
+	nulls[5] = res.intact;
+	values[6] = am_text_datum(res.problem);
+	nulls[6] = res.problem == NULL;
+	rdesc = BlessTupleDesc(rdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, values, nulls)));
+}

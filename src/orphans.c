@@ -1,0 +1,240 @@
+/*-------------------------------------------------------------------------
+ *
+ * orphans.c
+ *		Detection of silent, ownerless and inactive agents and of expiring
+ *		credentials, as of a given time.  The same rules serve the SQL
+ *		functions and the maintenance pass.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "agentmesh.h"
+
+/*
+ * The four reasons of the Python reference, with its defects fixed: "never
+ * sent a heartbeat" counts from activation, not creation; inactivity counts
+ * from the last heartbeat or administrative change; one row per reason.
+ * Orphaned and decommissioned agents are not candidates.
+ */
+static AmPlan detect_plan = {
+	"SELECT a.agent_id, a.name, a.owner, a.state, r.code, r.reason, r.days"
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
+	"  LATERAL (VALUES"
+	"    ('silent', a.state = 'active' AND a.last_heartbeat IS NOT NULL"
+	"              AND $1 - a.last_heartbeat > p.orphan_threshold,"
+	"     format('No heartbeat for %s days (threshold: %s)',"
+	"            round((extract(epoch FROM $1 - a.last_heartbeat) / 86400)::numeric, 1),"
+	"            p.orphan_threshold),"
+	"     extract(epoch FROM $1 - a.last_heartbeat)::float8 / 86400),"
+	"    ('never_heartbeat', a.state = 'active' AND a.last_heartbeat IS NULL"
+	"              AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold,"
+	"     format('Active but never sent a heartbeat since activation %s days ago (threshold: %s)',"
+	"            round((extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at)) / 86400)::numeric, 1),"
+	"            p.orphan_threshold),"
+	"     extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at))::float8 / 86400),"
+	"    ('no_owner', a.owner IS NULL AND a.state <> 'pending_approval',"
+	"     'No owner assigned', NULL::float8),"
+	"    ('inactive', $1 - GREATEST(a.last_heartbeat, a.updated_at)"
+	"                   > make_interval(days => p.max_inactive_days),"
+	"     format('Inactive for %s days (max: %s)',"
+	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400),"
+	"            p.max_inactive_days),"
+	"     extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at))::float8 / 86400)"
+	"  ) AS r(code, hit, reason, days)"
+	" WHERE a.state NOT IN ('orphaned', 'decommissioned') AND r.hit"
+	" ORDER BY a.created_at, a.agent_id, r.code",
+	1, {TIMESTAMPTZOID}
+};
+
+PG_FUNCTION_INFO_V1(lm_detect_orphans);
+Datum
+lm_detect_orphans(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		as_of;
+	AmPriv		priv;
+	uint64		i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be null")));
+	as_of = PG_GETARG_DATUM(0);
+	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(as_of)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite timestamp")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	am_connect(&priv);
+	am_exec(&detect_plan, &as_of, NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7];
+		int			c;
+
+		for (c = 0; c < 7; c++)
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									  c + 1, &nulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	am_finish(&priv);
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * Credential expiry and rotation
+ * ----------------------------------------------------------------
+ */
+static AmPlan rotation_candidates_plan = {
+	"SELECT agent_id FROM agentmesh.agents WHERE state = 'active' ORDER BY agent_id",
+	0, {InvalidOid}
+};
+static AmPlan rotation_state_plan = {
+	"SELECT a.credential_id, a.credential_expires_at, p.auto_rotate, p.rotation_overlap,"
+	"       COALESCE(c.expired_recorded, false), $2 - a.credential_expires_at"
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
+	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id"
+	" WHERE a.agent_id = $1 AND a.state = 'active'"
+	"   FOR UPDATE OF a SKIP LOCKED",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+static AmPlan mark_expired_plan = {
+	"UPDATE agentmesh.credentials SET expired_recorded = true WHERE credential_id = $1",
+	1, {TEXTOID}
+};
+
+typedef enum RotateAction
+{
+	RA_SKIPPED,					/* locked by someone else, or no longer active */
+	RA_ISSUED,
+	RA_ROTATED,
+	RA_EXPIRED,
+	RA_OK
+} RotateAction;
+
+/*
+ * Apply the rotation policy to one active agent as of a time (inside
+ * am_connect).  Locked rows are skipped, never waited for.  *detail gets a
+ * sentence for the caller.
+ */
+static RotateAction
+rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
+{
+	Datum		v[2];
+	bool		isnull;
+	char	   *cred;
+	TimestampTz expires;
+	bool		auto_rotate;
+	Interval   *overlap;
+	bool		recorded;
+	Interval   *past;
+	AmGrant		grant;
+	AmState		st;
+
+	v[0] = CStringGetTextDatum(agent_id);
+	v[1] = TimestampTzGetDatum(as_of);
+	am_exec(&rotation_state_plan, v, NULL, false, 1);
+	if (SPI_processed == 0)
+		return RA_SKIPPED;
+	cred = am_getcol_text(1);
+	expires = DatumGetTimestampTz(am_getcol(2, &isnull));
+	auto_rotate = DatumGetBool(am_getcol(3, &isnull));
+	overlap = DatumGetIntervalP(SPI_datumTransfer(am_getcol(4, &isnull), false, 16));
+	recorded = DatumGetBool(am_getcol(5, &isnull));
+	past = isnull ? NULL : DatumGetIntervalP(SPI_datumTransfer(am_getcol(6, &isnull), false, 16));
+
+	if (cred == NULL)
+	{
+		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+		*detail = "No credential found, issued new one";
+		return RA_ISSUED;
+	}
+	if (expires <= as_of)
+	{
+		if (auto_rotate)
+		{
+			am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+			*detail = "Credential expired, auto-rotated";
+			return RA_ROTATED;
+		}
+		if (!recorded)
+		{
+			Datum		c = CStringGetTextDatum(cred);
+			const char *k = "credential_id";
+
+			am_transition_agent(AM_OP_EXPIRE, agent_id, AM_MAINT_ACTOR,
+								am_jsonb_build(1, &k, (const char *const *) &cred));
+			am_exec(&mark_expired_plan, &c, NULL, false, 0);
+		}
+		*detail = "Credential expired (auto_rotate is off)";
+		return RA_EXPIRED;
+	}
+	if (auto_rotate && past != NULL &&
+		DatumGetBool(DirectFunctionCall2(interval_ge, IntervalPGetDatum(past),
+										 DirectFunctionCall1(interval_um,
+															 IntervalPGetDatum(overlap)))))
+	{
+		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+		*detail = "Pre-expiry rotation (inside the rotation overlap)";
+		return RA_ROTATED;
+	}
+	*detail = "Credential valid";
+	return RA_OK;
+}
+
+PG_FUNCTION_INFO_V1(lm_check_and_rotate);
+Datum
+lm_check_and_rotate(PG_FUNCTION_ARGS)
+{
+	static const char *const action_names[] = {NULL, "issued", "rotated", "expired", "ok"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz as_of;
+	AmPriv		priv;
+	SPITupleTable *candidates;
+	uint64		ncand;
+	uint64		i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be null")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite timestamp")));
+	am_prevent_on_standby("lm_check_and_rotate()");
+
+	InitMaterializedSRF(fcinfo, 0);
+	am_connect(&priv);
+	am_exec(&rotation_candidates_plan, NULL, NULL, false, 0);
+	candidates = SPI_tuptable;
+	ncand = SPI_processed;
+	for (i = 0; i < ncand; i++)
+	{
+		char	   *agent_id = SPI_getvalue(candidates->vals[i], candidates->tupdesc, 1);
+		char	   *detail = NULL;
+		RotateAction act = rotate_if_needed(agent_id, as_of, &detail);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		if (act == RA_SKIPPED)
+			continue;
+		values[0] = CStringGetTextDatum(agent_id);
+		values[1] = CStringGetTextDatum(action_names[act]);
+		values[2] = CStringGetTextDatum(detail);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	am_finish(&priv);
+	return (Datum) 0;
+}

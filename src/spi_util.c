@@ -1,0 +1,174 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *		How every module talks to the extension's tables: SPI under the
+ *		extension owner's identity and a fixed search_path, with plans
+ *		prepared once per backend.
+ *
+ * The lm_* functions are SECURITY INVOKER: EXECUTE on them is the
+ * authorization, and roles hold no write privilege on the tables.  Table
+ * access is done as the owner of schema agentmesh (the role that created the
+ * extension), switched with SECURITY_LOCAL_USERID_CHANGE as pg_cron does;
+ * session_user, which the audit rows record, is unaffected.
+ *
+ * Queries run with search_path = pg_catalog only, so that objects a caller
+ * placed ahead of pg_catalog (a hostile "=" operator, say) are never used.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "agentmesh.h"
+
+static OverrideSearchPath catalog_only_path = {NIL, true, false, 0};
+
+Oid
+am_extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid(AM_SCHEMA, true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", AM_SCHEMA),
+				 errhint("Run CREATE EXTENSION agentmesh_lifecycle in this database.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Connect to SPI as the extension owner.  An error before am_finish() needs
+ * no cleanup here: transaction abort restores the user id and pops the
+ * search path.
+ */
+void
+am_connect(AmPriv *priv)
+{
+	Oid			owner = am_extension_owner();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&priv->saved_uid, &priv->saved_secctx);
+	SetUserIdAndSecContext(owner, priv->saved_secctx | SECURITY_LOCAL_USERID_CHANGE);
+	PushOverrideSearchPath(&catalog_only_path);
+}
+
+void
+am_finish(AmPriv *priv)
+{
+	PopOverrideSearchPath();
+	SetUserIdAndSecContext(priv->saved_uid, priv->saved_secctx);
+	SPI_finish();
+}
+
+/*
+ * Execute a statement, preparing and keeping its plan on first use.  The plan
+ * is kept for the life of the backend; the plan cache re-plans it when the
+ * tables change, including after DROP/CREATE EXTENSION.
+ */
+int
+am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long count)
+{
+	char		nulls[16];
+	int			i;
+	int			rc;
+
+	if (p->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		p->plan = plan;
+	}
+	for (i = 0; i < p->nargs; i++)
+		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	rc = SPI_execute_plan(p->plan, (Datum *) values, nulls, read_only, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s", p->sql,
+			 SPI_result_code_string(rc));
+	return rc;
+}
+
+/* OID of a type in schema agentmesh. */
+Oid
+am_type_oid(const char *typname)
+{
+	Oid			nsp = get_namespace_oid(AM_SCHEMA, false);
+	Oid			typid;
+
+	typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							CStringGetDatum(typname), ObjectIdGetDatum(nsp));
+	if (!OidIsValid(typid))
+		elog(ERROR, "type %s.%s does not exist", AM_SCHEMA, typname);
+	return typid;
+}
+
+Datum
+am_text_datum(const char *s)
+{
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* Column accessors for row 0 of the last SPI result (1-based columns). */
+Datum
+am_getcol(int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+}
+
+bool
+am_getcol_isnull(int col)
+{
+	bool		isnull;
+
+	(void) am_getcol(col, &isnull);
+	return isnull;
+}
+
+/* Text value of a column, palloc'd in the caller's (upper) context; NULL if null. */
+char *
+am_getcol_text(int col)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+	char	   *copy;
+
+	if (v == NULL)
+		return NULL;
+	copy = SPI_palloc(strlen(v) + 1);
+	strcpy(copy, v);
+	return copy;
+}
+
+/*
+ * Writes are refused on a hot standby with 25006 and a message that says
+ * why, before any work is done.
+ */
+void
+am_prevent_on_standby(const char *funcname)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s on a standby server", funcname),
+				 errdetail("This server is a hot standby; lifecycle changes are made on the primary."),
+				 errhint("Connect to the primary to change agents; reads such as lm_get() and lm_verify_credential() work here.")));
+}
