@@ -147,7 +147,7 @@ CREATE TABLE agentmesh.credentials (
 	revoke_reason pg_catalog.text,
 	expired_recorded pg_catalog.bool NOT NULL DEFAULT false,
 	CONSTRAINT credentials_lifetime_check
-		CHECK (expires_at OPERATOR(pg_catalog.>) issued_at)
+		CHECK (expires_at OPERATOR(pg_catalog.>=) issued_at)
 );
 COMMENT ON TABLE agentmesh.credentials IS 'Issued credentials; token_hash is SHA-256 of the token, which is never stored.';
 CREATE INDEX credentials_agent_idx ON agentmesh.credentials (agent_id);

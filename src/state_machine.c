@@ -197,7 +197,7 @@ am_report_wrong_state(AmOp op, const char *agent_id, AmState from)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("cannot %s agent \"%s\" in state %s",
+			 errmsg("operation %s is not allowed on agent \"%s\" in state %s",
 					opname, agent_id, am_state_names[from]),
 			 errdetail("Operation %s requires state %s.", opname, required_states(op)),
 			 allowed ? errhint("Operations allowed from state %s: %s.",
