@@ -401,7 +401,6 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 	int			revoked = -1;
 	StringInfoData changed;
 
-	initStringInfo(&changed);
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "agents_guard must be a BEFORE ROW trigger");
@@ -429,6 +428,7 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 	else
 		newtup = td->tg_trigtuple;
 
+	initStringInfo(&changed);
 	agent_id = col_text(newtup, desc, "agent_id");
 	actor = ctx.active ? ctx.actor : GetUserNameFromId(GetSessionUserId(), false);
 	{
