@@ -110,5 +110,10 @@ SELECT seq, event_type, actor, previous_state, new_state
 SELECT * FROM agentmesh.lm_verify_audit();
 
 \echo
-\echo '=== 13. Summary ==='
-SELECT jsonb_pretty(agentmesh.lm_summary()) AS summary;
+\echo '=== 13. Summary of all agents ==='
+-- unaligned, tuples only: print the JSON as is rather than inside a table
+\pset format unaligned
+\pset tuples_only on
+SELECT jsonb_pretty(agentmesh.lm_summary());
+\pset tuples_only off
+\pset format aligned

@@ -165,13 +165,20 @@ add_counts() {
     STAGE_SUMMARY+=("$(printf '%-10s %4d passed, %4d failed' "${stage}" "${p}" "${f}")")
 }
 
-# show_file TITLE FILE [LINES]: print (the tail of) a diagnostics file.  Read
-# as the unprivileged user: server logs are created mode 0600.
+# show_file TITLE FILE [LINES [head|tail]]: print the end (logs: the latest
+# messages matter) or the start (diffs: the first failing test matters) of a
+# diagnostics file.  Read as the unprivileged user: server logs are mode 0600.
 show_file() {
-    local title="$1" file="$2" lines="${3:-400}"
+    local title="$1" file="$2" lines="${3:-60}" end="${4:-tail}" total
     as_pg test -s "${file}" || return 0
-    echo "----- ${title}: ${file#"${WORKDIR}"/} (last ${lines} lines) -----"
-    as_pg tail -n "${lines}" "${file}"
+    total="$(as_pg cat "${file}" | wc -l)"
+    if [[ ${total} -le ${lines} ]]; then
+        echo "----- ${title}: ${file#"${WORKDIR}"/} -----"
+        as_pg cat "${file}"
+    else
+        echo "----- ${title}: ${file#"${WORKDIR}"/} (${end} ${lines} of ${total} lines) -----"
+        as_pg "${end}" -n "${lines}" "${file}"
+    fi
     echo "----- end of ${file#"${WORKDIR}"/} -----"
 }
 
@@ -199,7 +206,7 @@ else
     read -r p f < <(count_pg_regress "${LOGDIR}/regress.log")
     add_counts regress "${p}" "${f}" "${rc}"
     if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
-        show_file "regress diffs" "${WORKDIR}/regression.diffs"
+        show_file "regress diffs" "${WORKDIR}/regression.diffs" 600 head
         show_file "regress server log" "${WORKDIR}/log/postmaster.log" 60
     fi
 fi
@@ -216,7 +223,7 @@ else
     read -r p f < <(count_pg_regress "${LOGDIR}/isolation.log")
     add_counts isolation "${p}" "${f}" "${rc}"
     if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
-        show_file "isolation diffs" "${WORKDIR}/output_iso/regression.diffs"
+        show_file "isolation diffs" "${WORKDIR}/output_iso/regression.diffs" 600 head
         show_file "isolation server log" "${WORKDIR}/output_iso/log/postmaster.log" 60
     fi
 fi
