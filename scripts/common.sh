@@ -16,10 +16,14 @@
 #   * stage_source     - the unprivileged user needs a tree it owns (test
 #                        instances, results/, tmp_check/ are written next to
 #                        the sources), so we copy the repository into a
-#                        private temporary directory instead of building in
+#                        temporary directory instead of building in
 #                        place.  This also keeps root-owned build products out
 #                        of the developer's checkout.
-#   * build_and_install
+#   * build_and_install - make as the unprivileged user, make install as root.
+#
+# Also sourced by test/bench/run.sh: keep the names and behaviour of
+# ensure_packages, make_workdir, stage_source, build_and_install, as_pg,
+# as_root, log, die, REPO_ROOT and MAKE_ARGS stable.
 
 # Where the repository lives: one level above scripts/.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
