@@ -23,36 +23,81 @@
  * sent a heartbeat" counts from activation, not creation; inactivity counts
  * from the last heartbeat or administrative change; one row per reason.
  * Orphaned and decommissioned agents are not candidates.
+ *
+ * The rules are written once, here, as a LATERAL VALUES list over agent "a"
+ * and its policy "p" as of $1; lm_detect_orphans() reports them and the
+ * maintenance pass (am_lock_orphan_batch) acts on them.
  */
+#define ORPHAN_REASONS \
+	"(VALUES" \
+	"    ('silent', a.state = 'active' AND a.last_heartbeat IS NOT NULL" \
+	"              AND $1 - a.last_heartbeat > p.orphan_threshold," \
+	"     format('No heartbeat for %s days (threshold: %s)'," \
+	"            round((extract(epoch FROM $1 - a.last_heartbeat) / 86400)::numeric, 1)," \
+	"            p.orphan_threshold)," \
+	"     extract(epoch FROM $1 - a.last_heartbeat)::float8 / 86400)," \
+	"    ('never_heartbeat', a.state = 'active' AND a.last_heartbeat IS NULL" \
+	"              AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold," \
+	"     format('Active but never sent a heartbeat since activation %s days ago (threshold: %s)'," \
+	"            round((extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at)) / 86400)::numeric, 1)," \
+	"            p.orphan_threshold)," \
+	"     extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at))::float8 / 86400)," \
+	"    ('no_owner', a.owner IS NULL AND a.state <> 'pending_approval'," \
+	"     'No owner assigned', NULL::float8)," \
+	"    ('inactive', $1 - GREATEST(a.last_heartbeat, a.updated_at)" \
+	"                   > make_interval(days => p.max_inactive_days)," \
+	"     format('Inactive for %s days (max: %s)'," \
+	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400)," \
+	"            p.max_inactive_days)," \
+	"     extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at))::float8 / 86400)" \
+	"  ) AS r(code, hit, reason, days)"
+
 static AmPlan detect_plan = {
 	"SELECT a.agent_id, a.name, a.owner, a.state, r.code, r.reason, r.days"
 	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
-	"  LATERAL (VALUES"
-	"    ('silent', a.state = 'active' AND a.last_heartbeat IS NOT NULL"
-	"              AND $1 - a.last_heartbeat > p.orphan_threshold,"
-	"     format('No heartbeat for %s days (threshold: %s)',"
-	"            round((extract(epoch FROM $1 - a.last_heartbeat) / 86400)::numeric, 1),"
-	"            p.orphan_threshold),"
-	"     extract(epoch FROM $1 - a.last_heartbeat)::float8 / 86400),"
-	"    ('never_heartbeat', a.state = 'active' AND a.last_heartbeat IS NULL"
-	"              AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold,"
-	"     format('Active but never sent a heartbeat since activation %s days ago (threshold: %s)',"
-	"            round((extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at)) / 86400)::numeric, 1),"
-	"            p.orphan_threshold),"
-	"     extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at))::float8 / 86400),"
-	"    ('no_owner', a.owner IS NULL AND a.state <> 'pending_approval',"
-	"     'No owner assigned', NULL::float8),"
-	"    ('inactive', $1 - GREATEST(a.last_heartbeat, a.updated_at)"
-	"                   > make_interval(days => p.max_inactive_days),"
-	"     format('Inactive for %s days (max: %s)',"
-	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400),"
-	"            p.max_inactive_days),"
-	"     extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at))::float8 / 86400)"
-	"  ) AS r(code, hit, reason, days)"
+	"  LATERAL " ORPHAN_REASONS
 	" WHERE a.state NOT IN ('orphaned', 'decommissioned') AND r.hit"
 	" ORDER BY a.created_at, a.agent_id, r.code",
 	1, {TIMESTAMPTZOID}
 };
+
+/*
+ * The next batch of active agents to mark orphaned as of $1, after agent_id
+ * $2, at most $3 of them, locked.  Only the reasons the state machine can
+ * act on for an active agent count (silence, never a heartbeat, no owner);
+ * "inactive" is reported but left to an administrator.  Rows locked by a
+ * client are skipped, never waited for; a row changed by a client after
+ * the scan is re-evaluated under the lock (EvalPlanQual), so an agent that
+ * just sent a heartbeat is not returned.
+ */
+static AmPlan orphan_batch_plan = {
+	"SELECT a.agent_id, o.codes, o.reasons"
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
+	"  LATERAL (SELECT string_agg(r.code, ', ' ORDER BY r.code) AS codes,"
+	"                  string_agg(r.reason, '; ' ORDER BY r.code) AS reasons"
+	"             FROM " ORPHAN_REASONS
+	"            WHERE r.hit AND r.code IN ('silent', 'never_heartbeat', 'no_owner')) o"
+	" WHERE a.state = 'active' AND o.codes IS NOT NULL AND a.agent_id > $2"
+	" ORDER BY a.agent_id LIMIT $3"
+	"   FOR UPDATE OF a SKIP LOCKED",
+	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
+};
+
+/*
+ * Run orphan_batch_plan (inside am_connect).  The result stays in
+ * SPI_tuptable: agent_id, reason codes, reasons.
+ */
+uint64
+am_lock_orphan_batch(TimestampTz as_of, const char *after, int limit)
+{
+	Datum		v[3];
+
+	v[0] = TimestampTzGetDatum(as_of);
+	v[1] = CStringGetTextDatum(after);
+	v[2] = Int32GetDatum(limit);
+	am_exec(&orphan_batch_plan, v, NULL, false, 0);
+	return SPI_processed;
+}
 
 PG_FUNCTION_INFO_V1(lm_detect_orphans);
 Datum
@@ -113,22 +158,47 @@ static AmPlan mark_expired_plan = {
 	1, {TEXTOID}
 };
 
-typedef enum RotateAction
+
+/*
+ * The next batch of active agents, after agent_id $2 and at most $3, whose
+ * credential am_rotate_if_needed() may act on as of $1: none issued, inside
+ * the rotation window or expired (auto_rotate on), or expired and not yet
+ * recorded (auto_rotate off).  A prefilter only: it must select a superset
+ * of the agents am_rotate_if_needed() acts on, which decides under the lock.
+ */
+static AmPlan rotation_batch_plan = {
+	"SELECT a.agent_id"
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
+	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id"
+	" WHERE a.state = 'active' AND a.agent_id > $2"
+	"   AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL"
+	"        OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)"
+	"        OR (NOT p.auto_rotate AND a.credential_expires_at <= $1"
+	"            AND NOT COALESCE(c.expired_recorded, false)))"
+	" ORDER BY a.agent_id LIMIT $3",
+	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
+};
+
+/* Run rotation_batch_plan (inside am_connect); agent ids in SPI_tuptable. */
+uint64
+am_rotation_batch(TimestampTz as_of, const char *after, int limit)
 {
-	RA_SKIPPED,					/* locked by someone else, or no longer active */
-	RA_ISSUED,
-	RA_ROTATED,
-	RA_EXPIRED,
-	RA_OK
-} RotateAction;
+	Datum		v[3];
+
+	v[0] = TimestampTzGetDatum(as_of);
+	v[1] = CStringGetTextDatum(after);
+	v[2] = Int32GetDatum(limit);
+	am_exec(&rotation_batch_plan, v, NULL, false, 0);
+	return SPI_processed;
+}
 
 /*
  * Apply the rotation policy to one active agent as of a time (inside
  * am_connect).  Locked rows are skipped, never waited for.  *detail gets a
- * sentence for the caller.
+ * sentence for the caller.  Shared with the maintenance pass.
  */
-static RotateAction
-rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
+AmRotateAction
+am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 {
 	Datum		v[2];
 	bool		isnull;
@@ -145,19 +215,24 @@ rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 	v[1] = TimestampTzGetDatum(as_of);
 	am_exec(&rotation_state_plan, v, NULL, false, 1);
 	if (SPI_processed == 0)
-		return RA_SKIPPED;
+		return AM_RA_SKIPPED;
 	cred = am_getcol_text(1);
 	expires = DatumGetTimestampTz(am_getcol(2, &isnull));
 	auto_rotate = DatumGetBool(am_getcol(3, &isnull));
 	overlap = DatumGetIntervalP(SPI_datumTransfer(am_getcol(4, &isnull), false, 16));
 	recorded = DatumGetBool(am_getcol(5, &isnull));
-	past = isnull ? NULL : DatumGetIntervalP(SPI_datumTransfer(am_getcol(6, &isnull), false, 16));
+	{
+		Datum		d = am_getcol(6, &isnull);
+
+		/* NULL when the agent has no credential */
+		past = isnull ? NULL : DatumGetIntervalP(SPI_datumTransfer(d, false, 16));
+	}
 
 	if (cred == NULL)
 	{
 		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
 		*detail = "No credential found, issued new one";
-		return RA_ISSUED;
+		return AM_RA_ISSUED;
 	}
 	if (expires <= as_of)
 	{
@@ -165,7 +240,7 @@ rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 		{
 			am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
 			*detail = "Credential expired, auto-rotated";
-			return RA_ROTATED;
+			return AM_RA_ROTATED;
 		}
 		if (!recorded)
 		{
@@ -175,9 +250,11 @@ rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 			am_transition_agent(AM_OP_EXPIRE, agent_id, AM_MAINT_ACTOR,
 								am_jsonb_build(1, &k, (const char *const *) &cred));
 			am_exec(&mark_expired_plan, &c, NULL, false, 0);
+			*detail = "Credential expired (auto_rotate is off)";
+			return AM_RA_EXPIRED;
 		}
 		*detail = "Credential expired (auto_rotate is off)";
-		return RA_EXPIRED;
+		return AM_RA_EXPIRED_BEFORE;
 	}
 	if (auto_rotate && past != NULL &&
 		DatumGetBool(DirectFunctionCall2(interval_ge, IntervalPGetDatum(past),
@@ -186,17 +263,17 @@ rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 	{
 		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
 		*detail = "Pre-expiry rotation (inside the rotation overlap)";
-		return RA_ROTATED;
+		return AM_RA_ROTATED;
 	}
 	*detail = "Credential valid";
-	return RA_OK;
+	return AM_RA_OK;
 }
 
 PG_FUNCTION_INFO_V1(lm_check_and_rotate);
 Datum
 lm_check_and_rotate(PG_FUNCTION_ARGS)
 {
-	static const char *const action_names[] = {NULL, "issued", "rotated", "expired", "ok"};
+	static const char *const action_names[] = {NULL, "issued", "rotated", "expired", "ok", "expired"};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz as_of;
 	AmPriv		priv;
@@ -224,11 +301,11 @@ lm_check_and_rotate(PG_FUNCTION_ARGS)
 	{
 		char	   *agent_id = SPI_getvalue(candidates->vals[i], candidates->tupdesc, 1);
 		char	   *detail = NULL;
-		RotateAction act = rotate_if_needed(agent_id, as_of, &detail);
+		AmRotateAction act = am_rotate_if_needed(agent_id, as_of, &detail);
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		if (act == RA_SKIPPED)
+		if (act == AM_RA_SKIPPED)
 			continue;
 		values[0] = CStringGetTextDatum(agent_id);
 		values[1] = CStringGetTextDatum(action_names[act]);
