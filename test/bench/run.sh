@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# The benchmark command (not part of the test command):
+#
+#     sudo bash test/bench/run.sh [throughput|scale|all]     (default: throughput)
+#
+# Runs as root (or via sudo): installs missing Debian packages, builds and
+# installs the extension from the working tree, then does every database step
+# as the unprivileged user "postgres" against a throwaway cluster in a
+# temporary directory (default durability: fsync = on, synchronous_commit =
+# on, full_page_writes = on; shared_preload_libraries = agentmesh_lifecycle so
+# the maintenance worker runs at its default naptime when it exists).
+#
+#   throughput  five pgbench workloads, extension vs a plain-SQL baseline on
+#               identical data, interleaved (ext, base, base, ext, ...), and
+#               ONE table: workload | ext tps | base tps | ratio | target.
+#   scale       lm_run_maintenance() at 100 000 and 1 000 000 agents with the
+#               same number of silent agents; table/index growth, HOT % and
+#               audit growth over a compressed "day" of heartbeats; memory of
+#               the worker (or of a backend calling lm_run_maintenance()
+#               repeatedly, when there is no worker) after 10 and 1000 passes.
+#   all         both.
+#
+# Environment (defaults in brackets):
+#   QUICK=1            small sizes for harness work: 10 000 agents, 5 s runs,
+#                      scale 10 000 / 100 000 agents, 1 min "day"
+#   AGENTS=N           agents for the throughput workloads      [100000]
+#   DURATION=S         seconds per pgbench run                  [30]
+#   ROUNDS=R           ext/base pairs per workload (median)     [2]
+#   CLIENTS=C          pgbench clients (= threads)              [4]
+#   WORKLOADS="1 2 3 4 5"  subset of the throughput workloads
+#   SCALE_SMALL=N SCALE_LARGE=N SILENT=N   [100000 1000000 10000]
+#   DAY_MINUTES=M      length of the compressed heartbeat day   [5]
+#   PASSES=N           passes for the memory measurement        [1000]
+#   LOAD_JOBS=J        parallel loader sessions                 [2]
+#   SKIP_BUILD=1       use the extension already installed
+#   KEEP=1             keep the cluster directory (path printed)
+#   RESULTS=DIR        where the raw outputs go     [test/bench/results]
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/common.sh
+source "${BENCH_DIR}/../../scripts/common.sh"
+
+MODE="${1:-throughput}"
+case "${MODE}" in
+    throughput|scale|all) ;;
+    -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown mode: ${MODE} (throughput, scale or all)" ;;
+esac
+
+if [[ ${QUICK:-0} == 1 ]]; then
+    : "${AGENTS:=10000}" "${DURATION:=5}" "${SCALE_SMALL:=10000}" "${SCALE_LARGE:=100000}"
+    : "${SILENT:=1000}" "${DAY_MINUTES:=1}" "${PASSES:=200}"
+fi
+AGENTS="${AGENTS:-100000}"
+DURATION="${DURATION:-30}"
+ROUNDS="${ROUNDS:-2}"
+CLIENTS="${CLIENTS:-4}"
+WORKLOADS="${WORKLOADS:-1 2 3 4 5}"
+SCALE_SMALL="${SCALE_SMALL:-100000}"
+SCALE_LARGE="${SCALE_LARGE:-1000000}"
+SILENT="${SILENT:-10000}"
+DAY_MINUTES="${DAY_MINUTES:-5}"
+PASSES="${PASSES:-1000}"
+LOAD_JOBS="${LOAD_JOBS:-2}"
+BATCH=50000
+RESULTS="${RESULTS:-${BENCH_DIR}/results}"
+PORT=55439
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "${RESULTS}"
+RAW="${RESULTS}/raw"
+mkdir -p "${RAW}"
+SUMMARY="${RESULTS}/${MODE}-summary.txt"
+
+W=""
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [[ -n ${W} && -d ${W}/data ]]; then
+        as_pg pg_ctl -D "${W}/data" -m fast stop >/dev/null 2>&1 || true
+    fi
+    if [[ -n ${W} ]]; then
+        if [[ ${KEEP:-0} == 1 ]]; then echo "(cluster directory kept: ${W})"; else rm -rf "${W}"; fi
+    fi
+    exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- setup -------------------------------------------------------------------
+
+ensure_packages
+W="$(make_workdir agentmesh-bench)"
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    stage_source "${W}/src"
+    build_and_install "${W}/src" >"${W}/build.log" 2>&1 || { tail -n 40 "${W}/build.log"; die "build failed"; }
+    log "built and installed the extension from ${REPO_ROOT}"
+fi
+
+psql_() { as_pg psql -h "${W}" -p "${PORT}" -d bench -X -q -v ON_ERROR_STOP=1 "$@"; }
+q() { psql_ -At -c "$1"; }
+
+log "initdb in ${W}/data"
+as_pg initdb -D "${W}/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"${W}/initdb.log"
+cat <<EOF | as_pg tee -a "${W}/data/postgresql.conf" >/dev/null
+# --- benchmark settings (durability left at its defaults) ---
+listen_addresses = ''
+port = ${PORT}
+unix_socket_directories = '${W}'
+shared_preload_libraries = 'agentmesh_lifecycle'
+shared_buffers = 1GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+max_connections = 50
+logging_collector = off
+log_min_messages = warning
+EOF
+as_pg pg_ctl -D "${W}/data" -l "${W}/server.log" -w start >/dev/null
+as_pg createdb -h "${W}" -p "${PORT}" bench
+q "CREATE EXTENSION agentmesh_lifecycle"
+q "CREATE SCHEMA bench"
+q "CREATE TABLE bench.map (i int PRIMARY KEY, agent_id text NOT NULL, token text NOT NULL)"
+
+PGVER="$(q 'SHOW server_version')"
+NPROC="$(nproc)"
+MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+
+worker_pids() {
+    # any background worker of ours (launcher or per-database worker)
+    q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity
+        WHERE backend_type ILIKE '%agentmesh%' OR application_name ILIKE '%agentmesh%'"
+}
+
+# load_agents FROM TO: agents FROM..TO through lm_request/approve/activate,
+# in transactions of ${BATCH}, ${LOAD_JOBS} sessions in parallel.
+load_agents() {
+    local from="$1" to="$2" lo hi running=0
+    for ((lo = from; lo <= to; lo += BATCH)); do
+        hi=$((lo + BATCH - 1)); ((hi > to)) && hi=${to}
+        psql_ -v lo="${lo}" -v hi="${hi}" -f "${BENCH_DIR}/load.sql" &
+        running=$((running + 1))
+        if ((running >= LOAD_JOBS)); then wait -n; running=$((running - 1)); fi
+    done
+    wait
+}
+
+# pgbench_run NAME SCRIPT: one fixed-duration run; prints tps
+pgbench_run() {
+    local name="$1" script="$2" out
+    out="${RAW}/${name}.txt"
+    q "CHECKPOINT" >/dev/null
+    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+        -T "${DURATION}" -D n="${AGENTS}" -f "${BENCH_DIR}/workloads/${script}" bench >"${out}" 2>&1 \
+        || { tail -n 20 "${out}" >&2; die "pgbench ${script} failed (see ${out})"; }
+    awk '/^tps = / {print $3; exit}' "${out}"
+}
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# --- throughput ------------------------------------------------------------------
+
+throughput() {
+    local t0 t1 w ext base r e b ratio target met
+    local -A name target_of
+    name[1]="lm_heartbeat(id) vs UPDATE by PK"
+    name[2]="lm_heartbeat(id, token) vs UPDATE + SELECT sha256"
+    name[3]="lm_verify_credential vs SELECT sha256"
+    name[4]="request+approve+activate vs plain SQL"
+    name[5]="lm_rotate_credentials vs plain SQL"
+    target_of=([1]=0.85 [2]=0.80 [3]=0.85 [4]=0.60 [5]=0.60)
+    local -A file=([1]=w1_heartbeat [2]=w2_heartbeat_token [3]=w3_verify [4]=w4_onboard [5]=w5_rotate)
+
+    log "throughput: loading ${AGENTS} active agents through lm_request/lm_approve/lm_activate"
+    t0=$(date +%s.%N)
+    load_agents 1 "${AGENTS}"
+    t1=$(date +%s.%N)
+    LOAD_SECS=$(elapsed "${t0}" "${t1}")
+    log "loaded in ${LOAD_SECS} s; building the baseline copies"
+    psql_ -f "${BENCH_DIR}/setup.sql" >/dev/null
+
+    local worker; worker="$(worker_pids)"
+    ROWS=()
+    for w in ${WORKLOADS}; do
+        if [[ ${w} == 2 ]]; then
+            q "UPDATE agentmesh.policies SET heartbeat_requires_token = true WHERE name = 'default'"
+        else
+            q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
+        fi
+        ext=""; base=""
+        for ((r = 1; r <= ROUNDS; r++)); do
+            # alternate the order within each pair so that drift cancels
+            if ((r % 2)); then
+                e=$(pgbench_run "w${w}_ext_r${r}" "${file[$w]}_ext.sql")
+                b=$(pgbench_run "w${w}_base_r${r}" "${file[$w]}_base.sql")
+            else
+                b=$(pgbench_run "w${w}_base_r${r}" "${file[$w]}_base.sql")
+                e=$(pgbench_run "w${w}_ext_r${r}" "${file[$w]}_ext.sql")
+            fi
+            log "  (${w}) round ${r}: ext ${e} tps, base ${b} tps"
+            ext+=" ${e}"; base+=" ${b}"
+        done
+        e=$(echo "${ext}" | median); b=$(echo "${base}" | median)
+        ratio=$(awk -v e="${e}" -v b="${b}" 'BEGIN {printf "%.2f", e / b}')
+        target=${target_of[$w]}
+        met=$(awk -v r="${ratio}" -v t="${target}" 'BEGIN {print (r >= t) ? "yes" : "NO"}')
+        ROWS+=("$(printf '| %-54s | %10.0f | %10.0f | %5s | >= %-4s | %-3s |' \
+            "(${w}) ${name[$w]}" "${e}" "${b}" "${ratio}" "${target}" "${met}")")
+        ROWS_RAW+=("w${w} ext=[${ext# }] base=[${base# }]")
+    done
+    q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
+    # the driver's own lookup (bench.map by integer), paid equally by both sides
+    local lk
+    printf '\\set i random(1, :n)\nSELECT m.agent_id, m.token FROM bench.map m WHERE m.i = :i;\n' \
+        | as_pg tee "${W}/lookup.sql" >/dev/null
+    q "CHECKPOINT" >/dev/null
+    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+        -T "${DURATION}" -D n="${AGENTS}" -f "${W}/lookup.sql" bench >"${RAW}/lookup_only.txt" 2>&1
+    lk=$(awk '/^tps = / {print $3; exit}' "${RAW}/lookup_only.txt")
+
+    {
+        echo "agentmesh_lifecycle benchmark (throughput) - $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}"
+        echo "PostgreSQL ${PGVER}; fsync=$(q 'SHOW fsync'), synchronous_commit=$(q 'SHOW synchronous_commit'), shared_buffers=$(q 'SHOW shared_buffers')"
+        echo "agents=${AGENTS}, clients=${CLIENTS}, -M prepared, ${DURATION} s per run, ${ROUNDS} interleaved ext/base pairs per workload (median)"
+        echo "worker: ${worker:-not running (no agentmesh background worker in pg_stat_activity)}"
+        echo "load: ${AGENTS} agents via lm_request+lm_approve+lm_activate in ${LOAD_SECS} s ($(awk -v n="${AGENTS}" -v s="${LOAD_SECS}" 'BEGIN {printf "%.0f", n / s}') agents/s, ${LOAD_JOBS} sessions)"
+        echo
+        printf '| %-54s | %10s | %10s | %5s | %-7s | %-3s |\n' workload "ext tps" "base tps" ratio target met
+        printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..56})" "$(printf -- '-%.0s' {1..12})" \
+            "$(printf -- '-%.0s' {1..12})" "-------" "---------" "-----"
+        printf '%s\n' "${ROWS[@]}"
+        echo
+        echo "driver lookup alone (SELECT from bench.map by integer, in every script of both sides): ${lk} tps"
+        echo "raw tps per run: ${ROWS_RAW[*]}"
+    } | tee "${RESULTS}/throughput-summary.txt"
+}
+
+# --- scale ---------------------------------------------------------------------
+
+# time_pass LABEL: one lm_run_maintenance() pass, timed; prints seconds
+time_pass() {
+    local label="$1" out="${RAW}/maintenance_${1}.txt"
+    psql_ -c "\\timing on" -c "SELECT * FROM agentmesh.lm_run_maintenance()" >"${out}" 2>&1 \
+        || { cat "${out}" >&2; die "lm_run_maintenance() failed"; }
+    awk '/^Time: / {printf "%.3f\n", $2 / 1000}' "${out}" | tail -n 1
+}
+
+# make_silent N: every active agent heartbeats now, except N of them, which
+# went silent two days ago (beyond the 24 h orphan threshold).  Plain SQL on
+# the liveness columns: the agents trigger allows it and writes no event.
+make_silent() {
+    local n="$1"
+    q "UPDATE agentmesh.agents SET last_heartbeat = now() WHERE state = 'active'" >/dev/null
+    q "UPDATE agentmesh.agents SET last_heartbeat = now() - interval '2 days'
+        WHERE agent_id IN (SELECT agent_id FROM agentmesh.agents WHERE state = 'active'
+                            ORDER BY md5(agent_id) LIMIT ${n})" >/dev/null
+    q "VACUUM (ANALYZE) agentmesh.agents" >/dev/null
+}
+
+sizes() {
+    q "SELECT string_agg(format('%s=%s', c.relname, pg_size_pretty(pg_relation_size(c.oid))), ', ' ORDER BY c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'agentmesh' AND c.relkind IN ('r', 'i')
+          AND c.relname ~ '^(agents|audit_events|credentials)'"
+}
+
+rss_of() { as_pg awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+scale() {
+    local t0 t1 load_small load_large p_small p_large worker out
+    out="${RESULTS}/scale-summary.txt"
+    : >"${out}"
+    say() { echo "$*" | tee -a "${out}"; }
+    q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = off" >/dev/null
+    q "SELECT pg_reload_conf()" >/dev/null
+    say "agentmesh_lifecycle benchmark (scale) - $(date -u '+%Y-%m-%d %H:%M UTC')"
+    say "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; PostgreSQL ${PGVER}"
+    say "worker: ${worker:-$(worker_pids)}"
+    say "(agentmesh_lifecycle.enabled = off while passes are timed: the passes are called explicitly)"
+
+    local have
+    have="$(q "SELECT count(*) FROM agentmesh.agents")"
+    log "scale: loading agents up to ${SCALE_SMALL}"
+    t0=$(date +%s.%N); load_agents $((have + 1)) "${SCALE_SMALL}"; t1=$(date +%s.%N)
+    load_small=$(elapsed "${t0}" "${t1}")
+    say "load: $((SCALE_SMALL - have)) agents via lm_request+lm_approve+lm_activate in ${load_small} s"
+    local start_sizes; start_sizes="$(sizes)"
+    make_silent "${SILENT}"
+    p_small=$(time_pass "small")
+    say "maintenance pass at ${SCALE_SMALL} agents, ${SILENT} silent: ${p_small} s"
+    say "  orphaned after pass: $(q "SELECT count(*) FROM agentmesh.agents WHERE state = 'orphaned'")"
+    p_small2=$(time_pass "small_idle")
+    say "  second pass (nothing to do) at ${SCALE_SMALL}: ${p_small2} s"
+
+    # --- memory: passes in a loop ---
+    memory_test
+
+    # --- compressed day of heartbeats on the first SCALE_SMALL agents ---
+    heartbeat_day "${start_sizes}"
+
+    # --- 1 M ---
+    log "scale: loading agents up to ${SCALE_LARGE}"
+    t0=$(date +%s.%N); load_agents $((SCALE_SMALL + 1)) "${SCALE_LARGE}"; t1=$(date +%s.%N)
+    load_large=$(elapsed "${t0}" "${t1}")
+    say "load: $((SCALE_LARGE - SCALE_SMALL)) more agents in ${load_large} s ($(awk -v n=$((SCALE_LARGE - SCALE_SMALL)) -v s="${load_large}" 'BEGIN {printf "%.0f", n / s}') agents/s)"
+    make_silent "${SILENT}"
+    p_large=$(time_pass "large")
+    say "maintenance pass at ${SCALE_LARGE} agents, ${SILENT} silent: ${p_large} s"
+    say "  orphaned after pass: $(q "SELECT count(*) FROM agentmesh.agents WHERE state = 'orphaned'")"
+    p_large2=$(time_pass "large_idle")
+    say "  second pass (nothing to do) at ${SCALE_LARGE}: ${p_large2} s"
+    say "$(awk -v a="${p_large}" -v b="${p_small}" 'BEGIN {printf "pass time ratio %s/%s agents: %.2f (target <= 3)", "'"${SCALE_LARGE}"'", "'"${SCALE_SMALL}"'", a / b}')"
+    q "ALTER SYSTEM RESET agentmesh_lifecycle.enabled" >/dev/null
+    q "SELECT pg_reload_conf()" >/dev/null
+}
+
+memory_test() {
+    local wp
+    wp="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE 'agentmesh%worker%' AND backend_type NOT ILIKE '%launcher%' LIMIT 1")"
+    if [[ -n ${wp} ]]; then
+        q "ALTER SYSTEM SET agentmesh_lifecycle.naptime = 1" >/dev/null
+        q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = on" >/dev/null
+        q "SELECT pg_reload_conf()" >/dev/null
+        sleep 12
+        wp="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE 'agentmesh%worker%' AND backend_type NOT ILIKE '%launcher%' LIMIT 1")"
+        local r10; r10=$(rss_of "${wp}")
+        log "memory: worker ${wp} RSS ${r10} kB after ~10 passes; waiting for ${PASSES} passes (naptime 1 s)"
+        sleep $((PASSES - 10))
+        local r1000; r1000=$(rss_of "${wp}")
+        say "memory: worker pid ${wp} (naptime 1 s): VmRSS ${r10} kB after ~10 passes, ${r1000} kB after ~${PASSES} passes ($(awk -v a="${r1000}" -v b="${r10}" 'BEGIN {printf "%+.1f%%", (a - b) * 100 / b}'))"
+        q "ALTER SYSTEM RESET agentmesh_lifecycle.naptime" >/dev/null
+        q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = off" >/dev/null
+        q "SELECT pg_reload_conf()" >/dev/null
+    else
+        # nearest equivalent: one backend calling lm_run_maintenance() in a loop
+        local pidfile="${W}/passes.out"
+        as_pg bash -c "psql -h '${W}' -p ${PORT} -d bench -X -q -At -v ON_ERROR_STOP=1 <<'EOS' >'${pidfile}' 2>&1
+SELECT pg_backend_pid();
+\\o /dev/null
+$(for ((i = 1; i <= 10; i++)); do echo "SELECT count(*) FROM agentmesh.lm_run_maintenance();"; done)
+\\o
+SELECT 'rss10 ' || (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmRSS:\\s+(\\d+)'))[1];
+\\o /dev/null
+$(for ((i = 11; i <= PASSES; i++)); do echo "SELECT count(*) FROM agentmesh.lm_run_maintenance();"; done)
+\\o
+SELECT 'rssN ' || (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmRSS:\\s+(\\d+)'))[1];
+EOS"
+        local r10 rN
+        r10=$(awk '/^rss10 / {print $2}' "${pidfile}"); rN=$(awk '/^rssN / {print $2}' "${pidfile}")
+        cp "${pidfile}" "${RAW}/memory_passes.txt"
+        say "memory (no worker present; nearest equivalent: one backend calling lm_run_maintenance() ${PASSES} times, separate transactions): VmRSS ${r10} kB after 10 passes, ${rN} kB after ${PASSES} ($(awk -v a="${rN}" -v b="${r10}" 'BEGIN {printf "%+.1f%%", (a - b) * 100 / b}'))"
+    fi
+}
+
+heartbeat_day() {
+    local start_sizes="$1" a0 a1 hb0 agents_start agents_end m upd hot
+    q "SELECT pg_stat_reset()" >/dev/null
+    a0=$(q "SELECT count(*) FROM agentmesh.audit_events")
+    hb0=$(q "SELECT count(*) FROM agentmesh.audit_events WHERE event_type = 'heartbeat'")
+    agents_start=$(q "SELECT pg_table_size('agentmesh.agents')")
+    say "day: start sizes: ${start_sizes}"
+    say "day: audit_heartbeats = $(q "SELECT audit_heartbeats FROM agentmesh.policies WHERE name = 'default'"), autovacuum = $(q 'SHOW autovacuum')"
+    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+        -T $((DAY_MINUTES * 60)) -P 60 -D n="${SCALE_SMALL}" \
+        -f "${BENCH_DIR}/workloads/w1_heartbeat_ext.sql" bench >"${RAW}/day_heartbeats.txt" 2>&1 &
+    local pg=$!
+    for ((m = 1; m <= DAY_MINUTES; m++)); do
+        sleep 60
+        echo "minute ${m}: agents table $(q "SELECT pg_size_pretty(pg_table_size('agentmesh.agents'))"), hot $(q "SELECT n_tup_hot_upd || '/' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'agentmesh.agents'::regclass")" \
+            | tee -a "${RAW}/day_sizes.txt"
+    done
+    wait "${pg}"
+    sleep 1
+    a1=$(q "SELECT count(*) FROM agentmesh.audit_events")
+    agents_end=$(q "SELECT pg_table_size('agentmesh.agents')")
+    read -r upd hot < <(q "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'agentmesh.agents'::regclass" | tr '|' ' ')
+    local n_hb; n_hb=$(awk '/number of transactions actually processed/ {print $NF}' "${RAW}/day_heartbeats.txt")
+    say "day: ${n_hb} heartbeats over ${SCALE_SMALL} agents in ${DAY_MINUTES} min ($(awk -v n="${n_hb}" -v a="${SCALE_SMALL}" 'BEGIN {printf "%.1f per agent = %.1f%% of a day at a 5-minute interval", n / a, n / a / 288 * 100}'))"
+    say "day: end sizes:   $(sizes)"
+    say "day: agents table ${agents_start} -> ${agents_end} bytes ($(awk -v a="${agents_end}" -v b="${agents_start}" 'BEGIN {printf "%.2fx", a / b}'), target <= 2x); HOT updates ${hot}/${upd} ($(awk -v h="${hot}" -v u="${upd}" 'BEGIN {printf "%.1f%%", u ? h * 100 / u : 0}'))"
+    say "day: audit_events rows ${a0} -> ${a1}; heartbeat events ${hb0} -> $(q "SELECT count(*) FROM agentmesh.audit_events WHERE event_type = 'heartbeat'") (by type since start: $(q "SELECT coalesce(string_agg(event_type || '=' || n, ', '), 'none') FROM (SELECT event_type::text, count(*) n FROM agentmesh.audit_events WHERE event_id > (SELECT max(event_id) - (${a1} - ${a0}) FROM agentmesh.audit_events) GROUP BY 1) x"))"
+    say "day: autovacuum runs on agents: $(q "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'agentmesh.agents'::regclass")"
+}
+
+case "${MODE}" in
+    throughput) throughput ;;
+    scale) scale ;;
+    all) throughput; scale ;;
+esac
+log "raw outputs in ${RESULTS}"

@@ -1,0 +1,22 @@
+-- Benchmark data, part 2 (after the agents were loaded through the lm_*
+-- functions into agentmesh.* and bench.map): the baseline's plain tables,
+-- identical in shape to the extension's tables, with the same rows.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench.agents_plain, bench.credentials_plain, bench.audit_plain;
+DROP SEQUENCE IF EXISTS bench.audit_plain_seq;
+-- same columns, defaults, constraints and indexes; no triggers, no FKs
+CREATE TABLE bench.agents_plain (LIKE agentmesh.agents INCLUDING ALL);
+CREATE TABLE bench.credentials_plain (LIKE agentmesh.credentials INCLUDING ALL);
+CREATE TABLE bench.audit_plain (LIKE agentmesh.audit_events INCLUDING ALL);
+CREATE SEQUENCE bench.audit_plain_seq;
+ALTER TABLE bench.audit_plain ALTER event_id SET DEFAULT nextval('bench.audit_plain_seq');
+INSERT INTO bench.agents_plain SELECT * FROM agentmesh.agents;
+INSERT INTO bench.credentials_plain SELECT * FROM agentmesh.credentials;
+INSERT INTO bench.audit_plain SELECT * FROM agentmesh.audit_events;
+SELECT setval('bench.audit_plain_seq', (SELECT max(event_id) FROM bench.audit_plain));
+-- Rewrite both sides so that they start with the same physical shape (the
+-- extension's tables carry dead versions from request/approve/activate, whose
+-- free space would otherwise give its heartbeats more room for HOT updates).
+VACUUM (FULL, ANALYZE) agentmesh.agents, agentmesh.credentials, agentmesh.audit_events,
+    bench.agents_plain, bench.credentials_plain, bench.audit_plain, bench.map;
