@@ -1,0 +1,125 @@
+# Tokens never reach the server log, with log_statement = 'all', when the
+# application sends them as bind parameters and its login role carries the
+# documented deployment setting log_parameter_max_length = 0.
+#  - lm_verify_credential with valid, malformed (bad checksum, truncated,
+#    over-long), expired, revoked and suspended-agent tokens, through the
+#    extended and the prepared protocol (pgbench -M extended / -M prepared);
+#  - lm_heartbeat with a wrong token under heartbeat_requires_token (an
+#    ERROR, so log_min_error_statement logs the statement as well);
+#  - negative control: a login without the setting does leak the token in
+#    "DETAIL:  parameters: $1 = '...'", proving the setting is what matters.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('secrecy');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'agentmesh_lifecycle'\n"
+	  . "agentmesh_lifecycle.enabled = off\n"
+	  . "log_statement = 'all'\n"
+	  . "log_min_error_statement = error\n");
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', shift); }
+
+sql(q{
+CREATE EXTENSION agentmesh_lifecycle;
+INSERT INTO agentmesh.policies (name, max_credential_ttl, rotation_overlap) VALUES ('short', '1 second', '0');
+INSERT INTO agentmesh.policies (name, heartbeat_requires_token) VALUES ('tokened', true);
+CREATE ROLE agent_login LOGIN IN ROLE agentmesh_agent;
+ALTER ROLE agent_login SET log_parameter_max_length = 0;
+CREATE ROLE careless_login LOGIN IN ROLE agentmesh_agent;
+});
+
+sub active_agent
+{
+	my ($policy) = @_;
+	my $id = sql("SELECT agent_id FROM agentmesh.lm_request('bot', 'alice\@example.com', policy => '$policy')");
+	sql("SELECT agentmesh.lm_approve('$id', 'approver')");
+	my $tok = sql("SELECT token FROM agentmesh.lm_activate('$id')");
+	return ($id, $tok);
+}
+
+my %tok;
+my ($id_valid, $id_exp, $id_rev, $id_sus, $id_hb);
+($id_valid, $tok{valid}) = active_agent('default');
+($id_exp, $tok{expired}) = active_agent('short');
+($id_rev, $tok{revoked}) = active_agent('default');
+($id_sus, $tok{suspended}) = active_agent('default');
+($id_hb, $tok{heartbeat}) = active_agent('tokened');
+my (undef, $control) = active_agent('default');
+sql("SELECT agentmesh.lm_revoke_credentials('$id_rev', 'leaked')");
+sql("SELECT agentmesh.lm_suspend('$id_sus', 'incident')");
+$tok{bad_checksum} = substr($tok{valid}, 0, -1) . (substr($tok{valid}, -1) eq '0' ? '1' : '0');
+$tok{truncated} = substr($tok{valid}, 0, -2);
+$tok{overlong} = $tok{valid} . 'ff';
+sleep 2;    # the 'short' policy's token has expired
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+sub write_script
+{
+	my ($name, $sql) = @_;
+	open my $fh, '>', "$dir/$name" or die $!;
+	print $fh "$sql\n";
+	close $fh;
+	return "$dir/$name";
+}
+my $verify = write_script('verify.sql', 'SELECT agentmesh.lm_verify_credential(:tok) IS NOT NULL AS ok;');
+my $hb = write_script('hb.sql', 'SELECT state FROM agentmesh.lm_heartbeat(:id, :tok);');
+
+# pgbench sends :variables as bind parameters in extended and prepared mode
+sub pgbench
+{
+	my ($user, $mode, $script, %vars) = @_;
+	my @cmd = ('pgbench', '-n', '-t', '1', '-M', $mode, '-f', $script,
+		'-h', $node->host, '-p', $node->port, '-U', $user,
+		map({ ('-D', "$_=$vars{$_}") } sort keys %vars), 'postgres');
+	return run_log(\@cmd);
+}
+
+my $logpos = -s $node->logfile;
+for my $kind (sort keys %tok)
+{
+	next if $kind eq 'heartbeat';
+	for my $mode ('extended', 'prepared')
+	{
+		ok(pgbench('agent_login', $mode, $verify, tok => $tok{$kind}),
+			"verify a $kind token ($mode protocol) runs without error");
+	}
+}
+# heartbeat for the tokened agent with another agent's token: 42501 ERROR
+ok(!pgbench('agent_login', 'extended', $hb, id => $id_hb, tok => $tok{valid}),
+	'heartbeat with a wrong token fails');
+ok(pgbench('agent_login', 'extended', $hb, id => $id_hb, tok => $tok{heartbeat}),
+	'heartbeat with the right token succeeds');
+
+my $log = slurp_file($node->logfile, $logpos);
+like($log, qr/execute .*lm_verify_credential\(\$1\)/, 'the statements were logged (log_statement = all)');
+like($log, qr/permission denied|needs a valid credential/, 'the failing heartbeat was logged as an ERROR');
+for my $kind (sort keys %tok)
+{
+	my $body = substr($tok{$kind}, 4, 40);
+	ok(index($log, $body) < 0, "no part of the $kind token is in the server log");
+}
+
+# results as seen by the database: only the valid token verifies (this
+# superuser query has the tokens as literals, so it runs after the log scan)
+is(sql(qq{SELECT string_agg(k, ',' ORDER BY k) FROM (VALUES
+	('valid', '$tok{valid}'), ('expired', '$tok{expired}'), ('revoked', '$tok{revoked}'),
+	('suspended', '$tok{suspended}'), ('bad_checksum', '$tok{bad_checksum}'),
+	('truncated', '$tok{truncated}'), ('overlong', '$tok{overlong}')) t(k, v)
+	WHERE agentmesh.lm_verify_credential(v) IS NOT NULL}), 'valid',
+	'only the valid token verifies');
+
+# negative control: without log_parameter_max_length = 0 the token leaks
+$logpos = -s $node->logfile;
+ok(pgbench('careless_login', 'extended', $verify, tok => $control), 'control verify runs');
+my $ctl = slurp_file($node->logfile, $logpos);
+ok(index($ctl, $control) >= 0,
+	'negative control: a login without log_parameter_max_length = 0 leaks the token as a logged parameter');
+
+$node->stop;
+done_testing();
