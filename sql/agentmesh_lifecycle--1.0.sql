@@ -375,3 +375,92 @@ GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_audit_trail(pg_catalog.text),
 	agentmesh.lm_verify_audit(pg_catalog.text)
 	TO agentmesh_admin, agentmesh_auditor;
+
+/* ---- maintenance and seals (worker) ---- */
+
+/*
+ * Audit seals, written by lm_run_maintenance() (the worker's pass): each
+ * covers every audit event whose xact_id lies in [xmin_from, xmin_to), a
+ * range of finished transactions, and is chained to the previous seal.  The
+ * hash format is in src/maintenance.c and the README.  Immutable like
+ * audit_events; the unique prev_seal_hash makes a forked chain impossible.
+ */
+CREATE SEQUENCE agentmesh.audit_seals_seal_id_seq;
+
+CREATE TABLE agentmesh.audit_seals (
+	seal_id pg_catalog.int8 PRIMARY KEY
+		DEFAULT pg_catalog.nextval('agentmesh.audit_seals_seal_id_seq'::pg_catalog.regclass),
+	sealed_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	xmin_from pg_catalog.xid8 NOT NULL,
+	xmin_to pg_catalog.xid8 NOT NULL,
+	event_count pg_catalog.int8 NOT NULL
+		CONSTRAINT audit_seals_event_count_check
+		CHECK (event_count OPERATOR(pg_catalog.>) 0),
+	first_event_id pg_catalog.int8 NOT NULL,
+	last_event_id pg_catalog.int8 NOT NULL,
+	prev_seal_hash pg_catalog.bytea,
+	seal_hash pg_catalog.bytea NOT NULL
+		CONSTRAINT audit_seals_seal_hash_check
+		CHECK (pg_catalog.length(seal_hash) OPERATOR(pg_catalog.=) 32),
+	CONSTRAINT audit_seals_range_check
+		CHECK (xmin_from OPERATOR(pg_catalog.<) xmin_to),
+	CONSTRAINT audit_seals_prev_seal_hash_key UNIQUE NULLS NOT DISTINCT (prev_seal_hash)
+);
+ALTER SEQUENCE agentmesh.audit_seals_seal_id_seq OWNED BY agentmesh.audit_seals.seal_id;
+COMMENT ON TABLE agentmesh.audit_seals IS 'Chained SHA-256 seals over ranges of finished transactions'' audit events; written by the maintenance pass.';
+
+/* a seal reads the events of a transaction-id range */
+CREATE INDEX audit_events_xact_id_idx ON agentmesh.audit_events (xact_id);
+
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.audit_seals', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.audit_seals_seal_id_seq', '');
+
+CREATE TRIGGER audit_seals_immutable BEFORE UPDATE OR DELETE ON agentmesh.audit_seals
+	FOR EACH ROW EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON agentmesh.audit_seals
+	FOR EACH STATEMENT EXECUTE FUNCTION agentmesh.audit_immutable();
+ALTER TABLE agentmesh.audit_seals ENABLE ALWAYS TRIGGER audit_seals_immutable;
+ALTER TABLE agentmesh.audit_seals ENABLE ALWAYS TRIGGER audit_seals_no_truncate;
+
+/*
+ * One maintenance pass.  Called from SQL it runs in the caller's
+ * transaction; the background worker runs the same pass with one
+ * transaction per batch.
+ */
+CREATE FUNCTION agentmesh.lm_run_maintenance(
+		as_of pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+		batch_size pg_catalog.int4 DEFAULT 1000,
+		OUT orphaned pg_catalog.int8, OUT decommissioned pg_catalog.int8,
+		OUT heartbeats_missed pg_catalog.int8, OUT rotated pg_catalog.int8,
+		OUT issued pg_catalog.int8, OUT expired pg_catalog.int8,
+		OUT seals pg_catalog.int8)
+	RETURNS record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_run_maintenance';
+
+/* The workers' state, from shared memory (empty unless preloaded). */
+CREATE FUNCTION agentmesh.lm_worker_status(
+		OUT datid pg_catalog.oid, OUT datname pg_catalog.name,
+		OUT pid pg_catalog.int4, OUT state pg_catalog.text,
+		OUT passes pg_catalog.int8, OUT last_pass_start pg_catalog.timestamptz,
+		OUT last_pass_duration pg_catalog.interval,
+		OUT orphaned pg_catalog.int8, OUT decommissioned pg_catalog.int8,
+		OUT heartbeats_missed pg_catalog.int8, OUT rotated pg_catalog.int8,
+		OUT issued pg_catalog.int8, OUT expired pg_catalog.int8,
+		OUT seals pg_catalog.int8, OUT errors pg_catalog.int8,
+		OUT last_error pg_catalog.text, OUT last_error_at pg_catalog.timestamptz)
+	RETURNS SETOF record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_worker_status';
+
+CREATE VIEW agentmesh.worker_status AS
+	SELECT datid, datname, pid, state, passes, last_pass_start, last_pass_duration,
+		   orphaned, decommissioned, heartbeats_missed, rotated, issued, expired,
+		   seals, errors, last_error, last_error_at
+	  FROM agentmesh.lm_worker_status();
+COMMENT ON VIEW agentmesh.worker_status IS 'Per database: the maintenance worker, its last pass and its last error.';
+
+REVOKE ALL ON agentmesh.audit_seals, agentmesh.worker_status FROM PUBLIC;
+REVOKE ALL ON SEQUENCE agentmesh.audit_seals_seal_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4),
+	agentmesh.lm_worker_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4)
+	TO agentmesh_admin;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_worker_status() TO agentmesh_admin, agentmesh_auditor;
+GRANT SELECT ON agentmesh.audit_seals, agentmesh.worker_status TO agentmesh_admin, agentmesh_auditor;

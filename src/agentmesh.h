@@ -210,6 +210,59 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
 								const char *new_owner, TimestampTz now, AmGrant *grant,
 								AmState *state_out);
 
+/* ---- orphans.c: shared with the maintenance pass ---- */
+
+typedef enum AmRotateAction
+{
+	AM_RA_SKIPPED,				/* locked by someone else, or no longer active */
+	AM_RA_ISSUED,
+	AM_RA_ROTATED,
+	AM_RA_EXPIRED,				/* expiry recorded now */
+	AM_RA_OK,
+	AM_RA_EXPIRED_BEFORE		/* expired, recorded by an earlier pass */
+} AmRotateAction;
+
+extern AmRotateAction am_rotate_if_needed(const char *agent_id, TimestampTz as_of,
+										  char **detail);
+extern uint64 am_lock_orphan_batch(TimestampTz as_of, const char *after, int limit);
+extern uint64 am_rotation_batch(TimestampTz as_of, const char *after, int limit);
+
+/* ---- maintenance.c ---- */
+
+/* Counts of one maintenance pass, in the order of lm_run_maintenance()'s columns. */
+typedef enum AmCount
+{
+	AM_CNT_ORPHANED = 0,
+	AM_CNT_DECOMMISSIONED,
+	AM_CNT_HEARTBEATS_MISSED,
+	AM_CNT_ROTATED,
+	AM_CNT_ISSUED,
+	AM_CNT_EXPIRED,
+	AM_CNT_SEALS,
+	AM_NUM_COUNTS
+} AmCount;
+
+extern const char *const am_count_names[AM_NUM_COUNTS];
+
+/* A pass in progress; survives the worker's per-batch commits. */
+typedef struct AmPass
+{
+	TimestampTz as_of;
+	int			batch_size;
+	int			phase;			/* AmPhase in maintenance.c */
+	char		after[AM_MAX_ID_LEN * 4 + 1];	/* keyset position in the phase */
+	int64		counts[AM_NUM_COUNTS];
+} AmPass;
+
+extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size);
+extern bool am_pass_step(AmPass *pass);
+extern const char *am_pass_phase_name(const AmPass *pass);
+extern char *am_verify_seals(int64 *seals_checked);
+
+/* ---- worker.c ---- */
+
+extern void am_worker_init(void);
+
 /* ---- json helpers (lifecycle.c) ---- */
 
 extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);

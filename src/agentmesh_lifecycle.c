@@ -45,4 +45,12 @@ _PG_init(void)
 							   NULL, &am_databases, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("agentmesh_lifecycle");
+
+	/*
+	 * The launcher, its shared memory and hooks exist only when preloaded
+	 * (not in pg_upgrade's server); otherwise the SQL API, including
+	 * lm_run_maintenance(), works without them.
+	 */
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+		am_worker_init();
 }

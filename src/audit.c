@@ -1183,6 +1183,17 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 	}
+	/* agentmesh maintenance: seals cover every subject, so only a full check includes them (maintenance.c) */
+	if (res.intact && only == NULL)
+	{
+		char	   *seal_problem = am_verify_seals(NULL);
+
+		if (seal_problem)
+		{
+			res.intact = false;
+			res.problem = MemoryContextStrdup(upper, seal_problem);
+		}
+	}
 	am_finish(&priv);
 
 	memset(nulls, 0, sizeof(nulls));
