@@ -1,0 +1,2 @@
+\set n random(1, :nagents)
+SELECT 1 FROM load_agents a, agentmesh.lm_heartbeat(a.agent_id) WHERE a.n = :n;
