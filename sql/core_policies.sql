@@ -248,4 +248,5 @@ SELECT c, pg_temp.null_refused(CASE WHEN c = 'name' THEN 'INSERT INTO agentmesh.
 SELECT pg_temp.fp() = :'fp2' AS unchanged;
 SELECT intact FROM agentmesh.lm_verify_audit();
 
+DROP FUNCTION pg_temp.policy_events(text);
 DROP EXTENSION agentmesh_lifecycle;
