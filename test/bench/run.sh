@@ -268,7 +268,10 @@ sizes() {
           AND c.relname ~ '^(agents|audit_events|credentials)'"
 }
 
-rss_of() { as_pg awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# VmRSS counts the shared buffers a process has touched; RssAnon is its
+# private memory (where a leak would show).  Printed as "VmRSS/RssAnon".
+rss_of() { as_pg awk '/^VmRSS/ {v = $2} /^RssAnon/ {a = $2} END {print v "/" a}' "/proc/$1/status"; }
+rss_pct() { awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, "/"); split(b, y, "/"); printf "VmRSS %+.1f%%, RssAnon %+.1f%%", (x[1] - y[1]) * 100 / y[1], (x[2] - y[2]) * 100 / y[2]}'; }
 
 scale() {
     local t0 t1 load_small load_large p_small p_large worker out
@@ -296,11 +299,9 @@ scale() {
     p_small2=$(time_pass "small_idle")
     say "  second pass (nothing to do) at ${SCALE_SMALL}: ${p_small2} s"
 
-    # --- memory: passes in a loop ---
-    memory_test
-
-    # --- compressed day of heartbeats on the first SCALE_SMALL agents ---
-    heartbeat_day "${start_sizes}"
+    # --- memory (worker at naptime 1 s) overlapping a compressed day of
+    # heartbeats on the first SCALE_SMALL agents ---
+    memory_and_day "${start_sizes}"
 
     # --- 1 M ---
     log "scale: loading agents up to ${SCALE_LARGE}"
@@ -318,28 +319,41 @@ scale() {
     q "SELECT pg_reload_conf()" >/dev/null
 }
 
-memory_test() {
-    local wp
-    wp="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE 'agentmesh%worker%' AND backend_type NOT ILIKE '%launcher%' LIMIT 1")"
-    if [[ -n ${wp} ]]; then
+wstatus() { q "SELECT $1 FROM agentmesh.worker_status WHERE datname = current_database()"; }
+
+wait_passes() {
+    local n="$1" p
+    while :; do
+        p=$(wstatus passes); p=${p:-0}
+        ((p >= n)) && break
+        sleep 1
+    done
+}
+
+memory_and_day() {
+    local start_sizes="$1" wp r10 rN p10 pN
+    if [[ -n $(wstatus pid) || -n $(worker_pids) ]]; then
         q "ALTER SYSTEM SET agentmesh_lifecycle.naptime = 1" >/dev/null
         q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = on" >/dev/null
         q "SELECT pg_reload_conf()" >/dev/null
-        sleep 12
-        wp="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE 'agentmesh%worker%' AND backend_type NOT ILIKE '%launcher%' LIMIT 1")"
-        local r10; r10=$(rss_of "${wp}")
-        log "memory: worker ${wp} RSS ${r10} kB after ~10 passes; waiting for ${PASSES} passes (naptime 1 s)"
-        sleep $((PASSES - 10))
-        local r1000; r1000=$(rss_of "${wp}")
-        say "memory: worker pid ${wp} (naptime 1 s): VmRSS ${r10} kB after ~10 passes, ${r1000} kB after ~${PASSES} passes ($(awk -v a="${r1000}" -v b="${r10}" 'BEGIN {printf "%+.1f%%", (a - b) * 100 / b}'))"
+        local base; base=$(wstatus passes); base=${base:-0}
+        wait_passes $((base + 10))
+        wp=$(wstatus pid); p10=$(wstatus passes); r10=$(rss_of "${wp}")
+        log "memory: worker ${wp} VmRSS/RssAnon ${r10} kB after ${p10} passes; heartbeat day runs meanwhile"
+        heartbeat_day "${start_sizes}"
+        log "memory: waiting for ${PASSES} passes (naptime 1 s)"
+        wait_passes $((base + PASSES))
+        pN=$(wstatus passes); rN=$(rss_of "$(wstatus pid)")
+        say "memory: worker pid ${wp} -> $(wstatus pid) (naptime 1 s, fleet ${SCALE_SMALL} agents, heartbeats running for part of it): VmRSS/RssAnon ${r10} kB after ${p10} passes, ${rN} kB after ${pN} passes ($(rss_pct "${rN}" "${r10}"); target within 10%)"
+        say "  worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s last_error=%s', passes, errors, last_pass_duration, last_error) FROM agentmesh.worker_status WHERE datname = current_database()")"
         q "ALTER SYSTEM RESET agentmesh_lifecycle.naptime" >/dev/null
         q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = off" >/dev/null
         q "SELECT pg_reload_conf()" >/dev/null
     else
+        heartbeat_day "${start_sizes}"
         # nearest equivalent: one backend calling lm_run_maintenance() in a loop
-        local pidfile="${W}/passes.out"
+        local pidfile="${W}/passes.out" i
         as_pg bash -c "psql -h '${W}' -p ${PORT} -d bench -X -q -At -v ON_ERROR_STOP=1 <<'EOS' >'${pidfile}' 2>&1
-SELECT pg_backend_pid();
 \\o /dev/null
 $(for ((i = 1; i <= 10; i++)); do echo "SELECT count(*) FROM agentmesh.lm_run_maintenance();"; done)
 \\o
@@ -349,7 +363,6 @@ $(for ((i = 11; i <= PASSES; i++)); do echo "SELECT count(*) FROM agentmesh.lm_r
 \\o
 SELECT 'rssN ' || (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmRSS:\\s+(\\d+)'))[1];
 EOS"
-        local r10 rN
         r10=$(awk '/^rss10 / {print $2}' "${pidfile}"); rN=$(awk '/^rssN / {print $2}' "${pidfile}")
         cp "${pidfile}" "${RAW}/memory_passes.txt"
         say "memory (no worker present; nearest equivalent: one backend calling lm_run_maintenance() ${PASSES} times, separate transactions): VmRSS ${r10} kB after 10 passes, ${rN} kB after ${PASSES} ($(awk -v a="${rN}" -v b="${r10}" 'BEGIN {printf "%+.1f%%", (a - b) * 100 / b}'))"
