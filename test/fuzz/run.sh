@@ -59,21 +59,21 @@ FUNCS=$(q "SELECT string_agg(proname, ',') FROM pg_proc WHERE pronamespace = 'ag
 python3 "${HERE}/gen.py" "${CALLS}" "${SEED}" "${FUNCS}" >"${WORK}/calls.tsv"
 psql -X -q -v ON_ERROR_STOP=1 -c "\\copy fuzz_calls (kind, role, sql) FROM '${WORK}/calls.tsv'"
 
-# one session, one transaction per batch of 200 calls
+# one transaction per batch of 500 calls; a batch whose backend dies is
+# counted, the server is waited for, and the run goes on
 start=$(date +%s.%N)
-{
-    echo "SELECT pg_backend_pid() AS pid_before \\gset"
-    for ((lo = 1; lo <= CALLS; lo += 200)); do
-        echo "SELECT fuzz_batch(${lo}, $((lo + 199)));"
-    done
-    echo "SELECT pg_backend_pid() = :pid_before AS same_backend \\gset"
-    echo "\\echo SAME_BACKEND :same_backend"
-} | psql -X -q -A -t -v ON_ERROR_STOP=1 >"${WORK}/run.out" 2>"${WORK}/run.err"
-rc=$?
+rc=0
+lost=0
+for ((lo = 1; lo <= CALLS; lo += 500)); do
+    if ! psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT fuzz_batch(${lo}, $((lo + 499)))" >/dev/null 2>>"${WORK}/run.err"; then
+        rc=1; lost=$((lost + 1))
+        for _ in $(seq 1 60); do psql -X -q -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+    fi
+done
 end=$(date +%s.%N)
-secs=$(echo "${end} - ${start}" | bc -l 2>/dev/null || python3 -c "print(${end} - ${start})")
+secs=$(python3 -c "print(${end} - ${start})")
 ran=$(q "SELECT count(*) FROM fuzz_results")
-echo "fuzz: ${ran} of ${CALLS} calls in $(printf '%.1f' "${secs}") s ($(python3 -c "print(round(${ran} / max(${secs}, 0.001)))") calls/s), seed ${SEED}"
+echo "fuzz: ${ran} of ${CALLS} calls in $(printf '%.1f' "${secs}") s ($(python3 -c "print(round(${ran:-0} / max(${secs}, 0.001)))") calls/s), seed ${SEED}, ${lost} batches lost to a crash"
 
 q "SELECT kind, sqlstate, count(*) FROM fuzz_results GROUP BY 1, 2 ORDER BY 1, 2" | column -t -s '|' | sed 's/^/    /'
 
@@ -94,8 +94,7 @@ check "every lm_* function was fuzzed" "$([[ -z ${missing} ]] && echo t || echo 
 noerr=$(q "SELECT count(DISTINCT kind) FILTER (WHERE sqlstate = '00000') FROM fuzz_results")
 echo "    functions with at least one successful call: ${noerr}"
 
-same=$(sed -n 's/^SAME_BACKEND //p' "${WORK}/run.out")
-check "the backend survived every call (psql rc ${rc})" "$([[ ${rc} == 0 && ${same} == t ]] && echo t || echo f)" "$(head -c 300 "${WORK}/run.err")"
+check "the backend survived every batch (${lost} lost)" "$([[ ${rc} == 0 ]] && echo t || echo f)" "$(head -c 300 "${WORK}/run.err")"
 log="$(cluster_log)"
 if [[ -n ${log} ]]; then
     crashed=$(grep -cE 'terminated by signal|TRAP:|PANIC' "${log}" || true)
