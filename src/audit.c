@@ -700,14 +700,27 @@ static void
 validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 {
 	bool		isnull;
-	Datum		ttl = col(tup, desc, "max_credential_ttl", &isnull);
-	Datum		overlap = col(tup, desc, "rotation_overlap", &isnull);
+	Datum		ttl;
+	Datum		overlap;
 	Interval	limit;
 	int32		days;
 	const char *bad = NULL;
 	const char *why = NULL;
+	int			i;
 
-	if (!isnull && (strlen(name) == 0 || strlen(name) > 63 ||
+	/* every setting is required; say so before comparing anything */
+	for (i = 0; i < lengthof(policy_columns); i++)
+	{
+		(void) col(tup, desc, policy_columns[i], &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s of policy \"%s\" must not be null", policy_columns[i], name)));
+	}
+	ttl = col(tup, desc, "max_credential_ttl", &isnull);
+	overlap = col(tup, desc, "rotation_overlap", &isnull);
+
+	if ((strlen(name) == 0 || strlen(name) > 63 ||
 					strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name) ||
 					!(name[0] >= 'a' && name[0] <= 'z')))
 		ereport(ERROR,

@@ -136,11 +136,14 @@ hash_datum(const uint8 *h)
 /*
  * The previous credential stays valid for the overlap; any older one still in
  * its overlap ends now, so that at most two credentials of an agent verify.
+ * A credential never ends before it was issued: a rotation whose transaction
+ * started before a concurrent one that it waited for, or a maintenance pass
+ * run with a future as_of, must not produce an inverted lifetime.
  */
 static AmPlan supersede_plan = {
 	"UPDATE agentmesh.credentials"
-	"   SET expires_at = CASE WHEN superseded_at IS NULL"
-	"                         THEN LEAST(expires_at, $2 + $3) ELSE LEAST(expires_at, $2) END,"
+	"   SET expires_at = GREATEST(issued_at, CASE WHEN superseded_at IS NULL"
+	"                         THEN LEAST(expires_at, $2 + $3) ELSE LEAST(expires_at, $2) END),"
 	"       superseded_at = COALESCE(superseded_at, $2)"
 	" WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > $2",
 	3, {TEXTOID, TIMESTAMPTZOID, INTERVALOID}
@@ -216,14 +219,15 @@ am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz 
 static AmPlan token_agent_plan = {
 	"SELECT c.agent_id FROM agentmesh.credentials c"
 	"  JOIN agentmesh.agents a ON a.agent_id = c.agent_id"
-	" WHERE c.token_hash = $1 AND c.revoked_at IS NULL AND c.expires_at > $2"
+	" WHERE c.token_hash = $1 AND c.revoked_at IS NULL"
+	"   AND c.issued_at <= $2 AND c.expires_at > $2"
 	"   AND (NOT $3 OR a.state = 'active')",
 	3, {BYTEAOID, TIMESTAMPTZOID, BOOLOID}
 };
 
 /*
  * The agent a token belongs to, when the token is well formed, known,
- * unrevoked and unexpired at as_of (and its agent active, if asked); else
+ * unrevoked and inside [issued_at, expires_at) at as_of (and its agent active, if asked); else
  * NULL.  Call inside am_connect().
  */
 char *
