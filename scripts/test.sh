@@ -110,10 +110,13 @@ count_pg_regress() {
 # and at the end "Files=F, Tests=T, ...".  Passed = T minus failed assertions;
 # failed = failed assertions + planned-but-never-run assertions, and at least
 # one per failing file (a script that dies before any assertion, or exits
-# non-zero after passing all of them, still fails).  Prints "P F BADFILES"
-# where BADFILES is a comma-separated list of failing scripts.
+# non-zero after passing all of them, still fails).  A script prove never
+# started (after a "Bail out!", prove stops) counts as one failure: EXPECTED
+# is the number of scripts given to prove, "Files=F" the number it ran.
+# Prints "P F BADFILES NOTRUN" where BADFILES is a comma-separated list of
+# failing scripts ("-" if none).
 count_prove() {
-    awk '
+    awk -v expected="$2" '
         function close_file() {
             if (cur != "") {
                 extra = notrun > 0 ? notrun : 0
@@ -141,12 +144,16 @@ count_prove() {
         /^Files=[0-9]+, Tests=[0-9]+/ {
             close_file()
             match($0, /Tests=[0-9]+/); total = substr($0, RSTART + 6, RLENGTH - 6) + 0
+            match($0, /Files=[0-9]+/); files = substr($0, RSTART + 6, RLENGTH - 6) + 0
             seen_summary = 1
         }
         END {
             close_file()
-            if (!seen_summary) { print "0 0 -"; exit }
-            printf "%d %d %s\n", total - assert_failed, failed, (bad == "" ? "-" : bad)
+            if (!seen_summary) { print "0 0 - 0"; exit }
+            notrun_files = expected - files
+            if (notrun_files < 0) notrun_files = 0
+            printf "%d %d %s %d\n", total - assert_failed, failed + notrun_files,
+                   (bad == "" ? "-" : bad), notrun_files
         }
     ' "$1"
 }
@@ -240,7 +247,11 @@ else
     rc=0
     # PROVE_FLAGS=-v shows every assertion; counting uses prove's summary.
     run_stage "${LOGDIR}/tap.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v || rc=$?
-    read -r p f badfiles < <(count_prove "${LOGDIR}/tap.log")
+    read -r -a tap_files <<<"${tap_tests}"
+    read -r p f badfiles notrun < <(count_prove "${LOGDIR}/tap.log" "${#tap_files[@]}")
+    if [[ ${notrun} -gt 0 ]]; then
+        echo "*** tap: ${notrun} of ${#tap_files[@]} scripts never ran (prove stopped early); counting 1 failure each"
+    fi
     add_counts tap "${p}" "${f}" "${rc}"
     if [[ ${badfiles} != - ]]; then
         IFS=, read -r -a bad <<<"${badfiles}"
