@@ -236,6 +236,7 @@ throughput() {
         echo
         echo "driver lookup alone (SELECT from bench.map by integer, in every script of both sides): ${lk} tps"
         echo "raw tps per run: ${ROWS_RAW[*]}"
+        echo "worker during the run: $(q "SELECT format('passes=%s last_pass_duration=%s orphaned=%s heartbeats_missed=%s rotated=%s seals=%s errors=%s', passes, last_pass_duration, orphaned, heartbeats_missed, rotated, seals, errors) FROM agentmesh.worker_status WHERE datname = current_database()")"
     } | tee "${RESULTS}/throughput-summary.txt"
 }
 
