@@ -50,6 +50,8 @@ unset LANGUAGE
 #    installed; the real package is postgresql-contrib.
 #  - libipc-run-perl: required by PostgreSQL::Test::Cluster for the TAP tests.
 #  - util-linux: provides runuser (Essential on Debian, listed for clarity).
+#  - python3: test/fuzz/run.sh generates its calls with test/fuzz/gen.py; a
+#    minimal Debian 12 image has no python3.
 REQUIRED_PACKAGES=(
     build-essential
     postgresql-15
@@ -57,6 +59,7 @@ REQUIRED_PACKAGES=(
     postgresql-contrib
     libipc-run-perl
     perl
+    python3
     util-linux
 )
 
