@@ -25,7 +25,11 @@
 #                      scale 10 000 / 100 000 agents, 1 min "day"
 #   AGENTS=N           agents for the throughput workloads      [100000]
 #   DURATION=S         seconds per pgbench run                  [30]
-#   ROUNDS=R           ext/base pairs per workload (median)     [2]
+#   ROUNDS=R           ext/base pairs per workload (median)     [3]
+#   WARMUP=S           unmeasured warm-up run of each side      [10]
+#   PROFILE=1          also profile one run of each script with perf and
+#                      write CPU microseconds per transaction by function
+#                      to results/raw/profile_*.txt
 #   CLIENTS=C          pgbench clients (= threads)              [4]
 #   WORKLOADS="1 2 3 4 5"  subset of the throughput workloads
 #   SCALE_SMALL=N SCALE_LARGE=N SILENT=N   [100000 1000000 10000]
@@ -50,11 +54,12 @@ esac
 
 if [[ ${QUICK:-0} == 1 ]]; then
     : "${AGENTS:=10000}" "${DURATION:=5}" "${SCALE_SMALL:=10000}" "${SCALE_LARGE:=100000}"
-    : "${SILENT:=1000}" "${DAY_MINUTES:=1}" "${PASSES:=200}"
+    : "${SILENT:=1000}" "${DAY_MINUTES:=1}" "${PASSES:=200}" "${ROUNDS:=2}" "${WARMUP:=2}"
 fi
 AGENTS="${AGENTS:-100000}"
 DURATION="${DURATION:-30}"
-ROUNDS="${ROUNDS:-2}"
+ROUNDS="${ROUNDS:-3}"
+WARMUP="${WARMUP:-10}"
 CLIENTS="${CLIENTS:-4}"
 WORKLOADS="${WORKLOADS:-1 2 3 4 5}"
 SCALE_SMALL="${SCALE_SMALL:-100000}"
@@ -159,6 +164,23 @@ pgbench_run() {
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
 
+# profile_run NAME SCRIPT: one run with perf recording the pgbench backends;
+# writes CPU microseconds per transaction, inclusive, by function
+profile_run() {
+    local name="$1" script="$2" pids out="${RAW}/profile_${1}"
+    command -v perf >/dev/null || { log "perf not installed: no profile"; return 0; }
+    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+        -T $((DURATION + 4)) -D n="${AGENTS}" -f "${BENCH_DIR}/workloads/${script}" bench >"${out}.pgbench" 2>&1 &
+    local pg=$!
+    sleep 2
+    pids=$(q "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = 'pgbench'")
+    perf record -F 2000 -g -p "${pids}" -o "${W}/${name}.perf" -- sleep "${DURATION}" >/dev/null 2>&1 || true
+    wait "${pg}"
+    local tps; tps=$(awk '/^tps = / {print $3; exit}' "${out}.pgbench")
+    python3 "${BENCH_DIR}/perf_cost.py" "${W}/${name}.perf" "${tps}" "${DURATION}" >"${out}.txt" 2>&1 || true
+    log "  profile ${name}: ${tps} tps -> ${out}.txt"
+}
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 # --- throughput ------------------------------------------------------------------
@@ -191,6 +213,12 @@ throughput() {
             q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
         fi
         ext=""; base=""
+        if ((WARMUP > 0)); then
+            # unmeasured: first touches after the setup's rewrite and checkpoint
+            # (full-page writes, cold caches) would otherwise land in round 1
+            DURATION=${WARMUP} pgbench_run "w${w}_ext_warmup" "${file[$w]}_ext.sql" >/dev/null
+            DURATION=${WARMUP} pgbench_run "w${w}_base_warmup" "${file[$w]}_base.sql" >/dev/null
+        fi
         for ((r = 1; r <= ROUNDS; r++)); do
             # alternate the order within each pair so that drift cancels
             if ((r % 2)); then
@@ -212,6 +240,14 @@ throughput() {
         ROWS_RAW+=("w${w} ext=[${ext# }] base=[${base# }]")
     done
     q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
+    if [[ ${PROFILE:-0} == 1 ]]; then
+        for w in ${WORKLOADS}; do
+            [[ ${w} == 2 ]] && q "UPDATE agentmesh.policies SET heartbeat_requires_token = true WHERE name = 'default'"
+            profile_run "w${w}_ext" "${file[$w]}_ext.sql"
+            profile_run "w${w}_base" "${file[$w]}_base.sql"
+            q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
+        done
+    fi
     # the driver's own lookup (bench.map by integer), paid equally by both sides
     local lk
     printf '\\set i random(1, :n)\nSELECT m.agent_id, m.token FROM bench.map m WHERE m.i = :i;\n' \
