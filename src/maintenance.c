@@ -367,7 +367,13 @@ write_seal(void)
 		memcpy(prev, VARDATA_ANY(h), PG_SHA256_DIGEST_LENGTH);
 		have_prev = true;
 	}
-	am_exec(&snapshot_xmin_plan, NULL, NULL, false, 1);
+	/*
+	 * The bound must come from the snapshot that the event scan below uses
+	 * (read-only SPI runs on the active snapshot).  A fresh snapshot here
+	 * would have a newer xmin than the scan's, and an event committed in
+	 * between would fall inside the sealed range without being sealed.
+	 */
+	am_exec(&snapshot_xmin_plan, NULL, NULL, true, 1);
 	to = DatumGetFullTransactionId(am_getcol(1, &isnull));
 	if (!FullTransactionIdPrecedes(from, to))
 		return 0;
