@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "nodes/execnodes.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -139,7 +140,10 @@ extern Oid	am_extension_owner(void);
 extern void am_prevent_on_standby(const char *funcname);
 extern void am_connect(AmPriv *priv);
 extern void am_finish(AmPriv *priv);
+extern SPIPlanPtr am_prepare(AmPlan *p);
 extern int	am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long count);
+extern void am_put_composite_rows(ReturnSetInfo *rsinfo);
+extern bytea *am_bytea(const uint8 *data, int len);
 extern Oid	am_type_oid(const char *typname);
 extern Datum am_text_datum(const char *s);
 extern char *am_getcol_text(int col);
@@ -266,5 +270,6 @@ extern void am_worker_init(void);
 /* ---- json helpers (lifecycle.c) ---- */
 
 extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
+extern Jsonb *am_details2(const char *k1, const char *v1, const char *k2, const char *v2);
 
 #endif							/* AGENTMESH_H */

@@ -219,16 +219,6 @@ static AmPlan insert_event_plan = {
 	TEXTOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID}
 };
 
-static bytea *
-hash_bytea(const uint8 *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
-}
-
 /* Must be called inside am_connect()/am_finish(). */
 static void
 append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent ev,
@@ -267,9 +257,9 @@ append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent e
 	values[8] = am_text_datum(rec.new_state);
 	nulls[8] = rec.new_state == NULL;
 	values[9] = JsonbPGetDatum(details);
-	values[10] = rec.prev_hash ? PointerGetDatum(hash_bytea(rec.prev_hash)) : (Datum) 0;
+	values[10] = rec.prev_hash ? PointerGetDatum(am_bytea(rec.prev_hash, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	nulls[10] = rec.prev_hash == NULL;
-	values[11] = PointerGetDatum(hash_bytea(hash));
+	values[11] = PointerGetDatum(am_bytea(hash, PG_SHA256_DIGEST_LENGTH));
 
 	if (am_exec(&insert_event_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert audit event");
@@ -619,7 +609,7 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 	vals[ncols] = Int64GetDatum(chain.seq);
 	nulls[ncols++] = false;
 	cols[ncols] = attnum(desc, "audit_head");
-	vals[ncols] = chain.has_head ? PointerGetDatum(hash_bytea(chain.head)) : (Datum) 0;
+	vals[ncols] = chain.has_head ? PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	nulls[ncols++] = !chain.has_head;
 	if (op != AM_OP_HEARTBEAT)
 	{
@@ -664,7 +654,7 @@ keep_chain:
 	vals[0] = Int64GetDatum(chain.seq);
 	nulls[0] = false;
 	cols[1] = attnum(desc, "audit_head");
-	vals[1] = chain.has_head ? PointerGetDatum(hash_bytea(chain.head)) : (Datum) 0;
+	vals[1] = chain.has_head ? PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	nulls[1] = !chain.has_head;
 	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 2, cols, vals, nulls));
 }
@@ -894,7 +884,7 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 	cols[0] = attnum(desc, "audit_seq");
 	vals[0] = Int64GetDatum(chain.seq);
 	cols[1] = attnum(desc, "audit_head");
-	vals[1] = PointerGetDatum(hash_bytea(chain.head));
+	vals[1] = PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH));
 	cols[2] = attnum(desc, "updated_at");
 	vals[2] = TimestampTzGetDatum(now);
 	cols[3] = attnum(desc, "created_at");
@@ -954,7 +944,6 @@ lm_audit_trail(PG_FUNCTION_ARGS)
 	char	   *agent_id = am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
 	Datum		arg = CStringGetTextDatum(agent_id);
 	AmPriv		priv;
-	uint64		i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_BLESS);
 	am_connect(&priv);
@@ -964,20 +953,7 @@ lm_audit_trail(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("agent \"%s\" does not exist", agent_id)));
 	am_exec(&trail_plan, &arg, NULL, true, 0);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader row;
-		HeapTupleData tmp;
-
-		row = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
-													SPI_tuptable->tupdesc, 1, &isnull));
-		tmp.t_len = HeapTupleHeaderGetDatumLength(row);
-		ItemPointerSetInvalid(&tmp.t_self);
-		tmp.t_tableOid = InvalidOid;
-		tmp.t_data = row;
-		tuplestore_puttuple(rsinfo->setResult, &tmp);
-	}
+	am_put_composite_rows(rsinfo);
 	am_finish(&priv);
 	return (Datum) 0;
 }
@@ -1080,10 +1056,7 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("agent \"%s\" does not exist", only)));
 	}
-	/* prepare through am_exec's cache, then stream it with a cursor */
-	if (verify_events_plan.plan == NULL)
-		am_exec(&verify_events_plan, &arg, &argnull, true, 1);
-	portal = SPI_cursor_open(NULL, verify_events_plan.plan, &arg,
+	portal = SPI_cursor_open(NULL, am_prepare(&verify_events_plan), &arg,
 							 argnull ? "n" : " ", true);
 	while (res.intact)
 	{

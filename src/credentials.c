@@ -123,16 +123,6 @@ am_token_hash(const char *token, uint8 *hash_out)
 	return true;
 }
 
-static bytea *
-hash_datum(const uint8 *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
-}
-
 /*
  * The previous credential stays valid for the overlap; any older one still in
  * its overlap ends now, so that at most two credentials of an agent verify.
@@ -187,7 +177,7 @@ am_issue_credential(const char *agent_id, Interval *ttl, Interval *overlap,
 	sha256(grant->token, TOKEN_LEN, h);
 	iv[0] = CStringGetTextDatum(grant->credential_id);
 	iv[1] = sv[0];
-	iv[2] = PointerGetDatum(hash_datum(h));
+	iv[2] = PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH));
 	iv[3] = TimestampTzGetDatum(now);
 	iv[4] = IntervalPGetDatum(ttl);
 	if (am_exec(&insert_cred_plan, iv, NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
@@ -238,7 +228,7 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 
 	if (!am_token_hash(token, h))
 		return NULL;
-	v[0] = PointerGetDatum(hash_datum(h));
+	v[0] = PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH));
 	v[1] = TimestampTzGetDatum(as_of);
 	v[2] = BoolGetDatum(require_active);
 	am_exec(&token_agent_plan, v, NULL, true, 1);

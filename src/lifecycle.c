@@ -205,8 +205,8 @@ details1(const char *k, const char *v)
 	return am_jsonb_build(1, &k, &v);
 }
 
-static Jsonb *
-details2(const char *k1, const char *v1, const char *k2, const char *v2)
+Jsonb *
+am_details2(const char *k1, const char *v1, const char *k2, const char *v2)
 {
 	const char *k[2] = {k1, k2};
 	const char *v[2] = {v1, v2};
@@ -445,7 +445,7 @@ lm_request(PG_FUNCTION_ARGS)
 
 	am_connect(&priv);
 	am_set_audit_context(op, actor,
-						 details2("name", name, "owner", owner));
+						 am_details2("name", name, "owner", owner));
 	am_exec(&insert_agent_plan, v, n, false, 0);
 	am_clear_audit_context();
 	row = SPI_datumTransfer(am_getcol(1, &isnull), false, -1);
@@ -654,7 +654,7 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 	lock_agent_for(AM_OP_REVOKE, agent_id, &a);
 	n = am_revoke_all_credentials(agent_id, reason, GetCurrentTransactionStartTimestamp());
 	row = apply_op(AM_OP_REVOKE, &a, actor,
-				   details2("reason", reason, "credentials_revoked", psprintf("%d", n)),
+				   am_details2("reason", reason, "credentials_revoked", psprintf("%d", n)),
 				   &chg);
 	am_finish(&priv);
 	PG_RETURN_DATUM(row);
@@ -780,24 +780,11 @@ list_agents(FunctionCallInfo fcinfo, AmPlan *plan, Datum arg)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AmPriv		priv;
-	uint64		i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_BLESS);
 	am_connect(&priv);
 	am_exec(plan, &arg, NULL, true, 0);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull));
-		HeapTupleData tup;
-
-		tup.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tup.t_self);
-		tup.t_tableOid = InvalidOid;
-		tup.t_data = td;
-		tuplestore_puttuple(rsinfo->setResult, &tup);
-	}
+	am_put_composite_rows(rsinfo);
 	am_finish(&priv);
 	return (Datum) 0;
 }

@@ -159,33 +159,6 @@ static AmPlan seals_plan = {
 	0, {InvalidOid}
 };
 
-/* Prepare and keep a plan without executing it, for use with a cursor. */
-static SPIPlanPtr
-prepared(AmPlan *p)
-{
-	if (p->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		p->plan = plan;
-	}
-	return p->plan;
-}
-
-static Jsonb *
-details2(const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	const char *k[2] = {k1, k2};
-	const char *v[2] = {v1, v2};
-
-	return am_jsonb_build(2, k, v);
-}
-
 /* ----------------------------------------------------------------
  * Seals
  * ----------------------------------------------------------------
@@ -275,7 +248,7 @@ seal_sum(FullTransactionId from, FullTransactionId to, const uint8 *prev, SealSu
 
 	args[0] = FullTransactionIdGetDatum(from);
 	args[1] = FullTransactionIdGetDatum(to);
-	portal = SPI_cursor_open(NULL, prepared(&seal_events_plan), args, NULL, true);
+	portal = SPI_cursor_open(NULL, am_prepare(&seal_events_plan), args, NULL, true);
 	for (;;)
 	{
 		uint64		i;
@@ -307,16 +280,6 @@ seal_sum(FullTransactionId from, FullTransactionId to, const uint8 *prev, SealSu
 		elog(ERROR, "could not compute SHA-256 of an audit seal: %s",
 			 pg_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
-}
-
-static bytea *
-hash_bytea(const uint8 *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
 }
 
 static char *
@@ -388,9 +351,9 @@ write_seal(void)
 	v[2] = Int64GetDatum(sum.count);
 	v[3] = Int64GetDatum(sum.first);
 	v[4] = Int64GetDatum(sum.last);
-	v[5] = have_prev ? PointerGetDatum(hash_bytea(prev)) : (Datum) 0;
+	v[5] = have_prev ? PointerGetDatum(am_bytea(prev, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	n[5] = !have_prev;
-	v[6] = PointerGetDatum(hash_bytea(sum.hash));
+	v[6] = PointerGetDatum(am_bytea(sum.hash, PG_SHA256_DIGEST_LENGTH));
 	am_exec(&insert_seal_plan, v, n, false, 0);
 	seal_id = DatumGetInt64(am_getcol(1, &isnull));
 
@@ -432,7 +395,7 @@ am_verify_seals(int64 *seals_checked)
 	char	   *problem = NULL;
 	int64		checked = 0;
 
-	portal = SPI_cursor_open(NULL, prepared(&seals_plan), NULL, NULL, true);
+	portal = SPI_cursor_open(NULL, am_prepare(&seals_plan), NULL, NULL, true);
 	while (problem == NULL)
 	{
 		SPITupleTable *seals;
@@ -555,7 +518,7 @@ orphan_batch(AmPass *pass)
 		char	   *agent_id = row_text(tt, i, 1);
 
 		am_transition_agent(AM_OP_MARK_ORPHANED, agent_id, AM_MAINT_ACTOR,
-							details2("reason_codes", row_text(tt, i, 2),
+							am_details2("reason_codes", row_text(tt, i, 2),
 									 "reason", row_text(tt, i, 3)));
 		pass->counts[AM_CNT_ORPHANED]++;
 	}
@@ -583,7 +546,7 @@ decommission_batch(AmPass *pass)
 									  row_text(tt, i, 2), row_text(tt, i, 3));
 
 		am_transition_agent(AM_OP_DECOMMISSION, agent_id, AM_MAINT_ACTOR,
-							details2("reason", reason, "policy_rule", "auto_decommission"));
+							am_details2("reason", reason, "policy_rule", "auto_decommission"));
 		pass->counts[AM_CNT_DECOMMISSIONED]++;
 	}
 	advance(pass, tt, nrows);
@@ -609,7 +572,7 @@ heartbeat_batch(AmPass *pass)
 
 		/* the row is locked; the agents trigger writes the event */
 		am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
-							 details2("silent_seconds", row_text(tt, i, 2),
+							 am_details2("silent_seconds", row_text(tt, i, 2),
 									  "heartbeat_interval_seconds", row_text(tt, i, 3)));
 		am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
 		am_clear_audit_context();

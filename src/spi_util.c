@@ -23,6 +23,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -77,17 +78,13 @@ am_finish(AmPriv *priv)
 }
 
 /*
- * Execute a statement, preparing and keeping its plan on first use.  The plan
- * is kept for the life of the backend; the plan cache re-plans it when the
- * tables change, including after DROP/CREATE EXTENSION.
+ * Prepare a statement once and keep its plan for the life of the backend;
+ * the plan cache re-plans it when the tables change, including after
+ * DROP/CREATE EXTENSION.
  */
-int
-am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long count)
+SPIPlanPtr
+am_prepare(AmPlan *p)
 {
-	char		nulls[16];
-	int			i;
-	int			rc;
-
 	if (p->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
@@ -99,13 +96,60 @@ am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long
 			elog(ERROR, "SPI_keepplan failed");
 		p->plan = plan;
 	}
+	return p->plan;
+}
+
+/* Execute a kept statement. */
+int
+am_exec(AmPlan *p, const Datum *values, const bool *isnull, bool read_only, long count)
+{
+	char		nulls[16];
+	int			i;
+	int			rc;
+
 	for (i = 0; i < p->nargs; i++)
 		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
-	rc = SPI_execute_plan(p->plan, (Datum *) values, nulls, read_only, count);
+	rc = SPI_execute_plan(am_prepare(p), (Datum *) values, nulls, read_only, count);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s", p->sql,
 			 SPI_result_code_string(rc));
 	return rc;
+}
+
+/*
+ * Put the composite in column 1 of every row of the last SPI result into a
+ * materialized SRF's tuplestore (lm_list_*, lm_audit_trail).
+ */
+void
+am_put_composite_rows(ReturnSetInfo *rsinfo)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader td;
+		HeapTupleData tup;
+
+		td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+		tup.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tup.t_self);
+		tup.t_tableOid = InvalidOid;
+		tup.t_data = td;
+		tuplestore_puttuple(rsinfo->setResult, &tup);
+	}
+}
+
+/* A bytea holding len bytes (hashes). */
+bytea *
+am_bytea(const uint8 *data, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
 }
 
 /* OID of a type in schema agentmesh. */
