@@ -126,8 +126,14 @@ CREATE TABLE agentmesh.agents (
 	heartbeat_missed_at pg_catalog.timestamptz,
 	audit_seq pg_catalog.int8 NOT NULL DEFAULT 0,
 	audit_head pg_catalog.bytea
-);
+) WITH (fillfactor = 70);
 COMMENT ON TABLE agentmesh.agents IS 'One row per agent identity; never deleted (decommissioned rows are tombstones).';
+/*
+ * Heartbeats update last_heartbeat and heartbeat_count only.  No index
+ * covers those columns (the maintenance pass finds silent agents with one
+ * scan instead), and pages keep free space, so that a heartbeat is a HOT
+ * update: no index entry written, and the table does not bloat.
+ */
 CREATE INDEX agents_owner_idx ON agentmesh.agents (owner);
 CREATE INDEX agents_state_idx ON agentmesh.agents (state);
 

@@ -216,6 +216,37 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
 
 /* ---- orphans.c: shared with the maintenance pass ---- */
 
+/*
+ * Detection rules as SQL predicates over agent "a" and its policy "p" as of
+ * $1, written once: lm_detect_orphans() reports them, the maintenance pass
+ * selects its candidates and re-checks them under the row lock with them.
+ */
+#define AM_SILENT_HIT \
+	"(a.state = 'active' AND a.last_heartbeat IS NOT NULL" \
+	" AND $1 - a.last_heartbeat > p.orphan_threshold)"
+#define AM_NEVER_HIT \
+	"(a.state = 'active' AND a.last_heartbeat IS NULL" \
+	" AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold)"
+#define AM_NO_OWNER_HIT \
+	"(a.owner IS NULL AND a.state <> 'pending_approval')"
+#define AM_INACTIVE_HIT \
+	"($1 - GREATEST(a.last_heartbeat, a.updated_at) > make_interval(days => p.max_inactive_days))"
+
+/* the reasons the maintenance pass acts on for an active agent */
+#define AM_ORPHAN_HIT \
+	"(a.state = 'active' AND (" AM_SILENT_HIT " OR " AM_NEVER_HIT " OR " AM_NO_OWNER_HIT "))"
+/*
+ * Active agents whose credential am_rotate_if_needed() may act on: none
+ * issued, inside the rotation window or expired (auto_rotate on), or expired
+ * (auto_rotate off; whether that is already recorded is decided under the
+ * lock).  A superset of what is acted on.
+ */
+#define AM_ROTATION_HIT \
+	"(a.state = 'active'" \
+	" AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL" \
+	"      OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)" \
+	"      OR (NOT p.auto_rotate AND a.credential_expires_at <= $1)))"
+
 typedef enum AmRotateAction
 {
 	AM_RA_SKIPPED,				/* locked by someone else, or no longer active */
@@ -228,8 +259,7 @@ typedef enum AmRotateAction
 
 extern AmRotateAction am_rotate_if_needed(const char *agent_id, TimestampTz as_of,
 										  char **detail);
-extern uint64 am_lock_orphan_batch(TimestampTz as_of, const char *after, int limit);
-extern uint64 am_rotation_batch(TimestampTz as_of, const char *after, int limit);
+extern uint64 am_lock_orphan_batch(TimestampTz as_of, Datum agent_ids);
 
 /* ---- maintenance.c ---- */
 
@@ -249,16 +279,23 @@ typedef enum AmCount
 extern const char *const am_count_names[AM_NUM_COUNTS];
 
 /* A pass in progress; survives the worker's per-batch commits. */
+/* phases with candidate lists: orphans, auto_decommission, missed heartbeats, credentials */
+#define AM_CAND_PHASES 4
+
 typedef struct AmPass
 {
 	TimestampTz as_of;
 	int			batch_size;
 	int			phase;			/* AmPhase in maintenance.c */
-	char		after[AM_MAX_ID_LEN * 4 + 1];	/* keyset position in the phase */
+	MemoryContext ctx;			/* holds the candidate lists for the pass */
+	bool		found;			/* candidates collected? */
+	char	  **cand[AM_CAND_PHASES];	/* agent ids per phase, scan order */
+	int			ncand[AM_CAND_PHASES];
+	int			pos;			/* next candidate of the current phase */
 	int64		counts[AM_NUM_COUNTS];
 } AmPass;
 
-extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size);
+extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size, MemoryContext ctx);
 extern bool am_pass_step(AmPass *pass);
 extern const char *am_pass_phase_name(const AmPass *pass);
 extern char *am_verify_seals(int64 *seals_checked);

@@ -55,6 +55,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -94,34 +95,59 @@ const char *const am_count_names[AM_NUM_COUNTS] = {
  */
 #define SILENCE_START "COALESCE(a.last_heartbeat, a.activated_at, a.created_at)"
 
-static AmPlan decommission_batch_plan = {
-	"SELECT a.agent_id,"
-	"       floor(extract(epoch FROM $1 - " SILENCE_START ") / 86400)::int8,"
-	"       p.max_inactive_days"
-	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
-	" WHERE a.state = 'orphaned' AND p.auto_decommission AND a.agent_id > $2"
-	"   AND $1 - " SILENCE_START " > make_interval(days => p.max_inactive_days)"
-	" ORDER BY a.agent_id LIMIT $3"
-	"   FOR UPDATE OF a SKIP LOCKED",
-	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
-};
+/* orphaned agents silent past max_inactive_days whose policy retires them */
+#define DECOMMISSION_HIT \
+	"(p.auto_decommission" \
+	" AND $1 - " SILENCE_START " > make_interval(days => p.max_inactive_days))"
 
 /*
  * Once per silence: heartbeat_missed_at records when a miss was recorded,
  * and a later heartbeat (last_heartbeat after it) starts a new silence.
  */
+#define HEARTBEAT_MISSED_HIT \
+	"(a.state = 'active' AND $1 - " SILENCE_START " > p.heartbeat_interval" \
+	" AND (a.heartbeat_missed_at IS NULL OR a.heartbeat_missed_at < " SILENCE_START "))"
+
+/*
+ * The candidates of a whole pass, found by one scan of the agents with
+ * cheap predicates and no lock, so that a pass costs one scan plus work in
+ * proportion to what it does, whatever the size of the fleet (an index on
+ * last_heartbeat would cost every heartbeat its HOT update).  Each phase
+ * then locks its candidates in batches and checks its rule again under the
+ * lock.  An active agent is a decommission candidate too: the orphan phase
+ * may orphan it first, in the same pass.
+ */
+static AmPlan candidates_plan = {
+	"SELECT a.agent_id, " AM_ORPHAN_HIT ","
+	"       a.state IN ('active', 'orphaned') AND " DECOMMISSION_HIT ","
+	"       " HEARTBEAT_MISSED_HIT ", " AM_ROTATION_HIT
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
+	" WHERE a.state IN ('active', 'orphaned')"
+	"   AND (" AM_ORPHAN_HIT " OR " DECOMMISSION_HIT
+	"        OR " HEARTBEAT_MISSED_HIT " OR " AM_ROTATION_HIT ")",
+	1, {TIMESTAMPTZOID}
+};
+
+static AmPlan decommission_batch_plan = {
+	"SELECT a.agent_id,"
+	"       floor(extract(epoch FROM $1 - " SILENCE_START ") / 86400)::int8,"
+	"       p.max_inactive_days"
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
+	" WHERE a.agent_id = ANY ($2) AND a.state = 'orphaned' AND " DECOMMISSION_HIT
+	" ORDER BY a.agent_id"
+	"   FOR UPDATE OF a SKIP LOCKED",
+	2, {TIMESTAMPTZOID, TEXTARRAYOID}
+};
+
 static AmPlan heartbeat_batch_plan = {
 	"SELECT a.agent_id,"
 	"       floor(extract(epoch FROM $1 - " SILENCE_START "))::int8,"
 	"       floor(extract(epoch FROM p.heartbeat_interval))::int8"
 	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
-	" WHERE a.state = 'active' AND a.agent_id > $2"
-	"   AND $1 - " SILENCE_START " > p.heartbeat_interval"
-	"   AND (a.heartbeat_missed_at IS NULL"
-	"        OR a.heartbeat_missed_at < " SILENCE_START ")"
-	" ORDER BY a.agent_id LIMIT $3"
+	" WHERE a.agent_id = ANY ($2) AND " HEARTBEAT_MISSED_HIT
+	" ORDER BY a.agent_id"
 	"   FOR UPDATE OF a SKIP LOCKED",
-	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
+	2, {TIMESTAMPTZOID, TEXTARRAYOID}
 };
 
 static AmPlan heartbeat_missed_plan = {
@@ -471,14 +497,18 @@ am_verify_seals(int64 *seals_checked)
  * The pass
  * ----------------------------------------------------------------
  */
+/*
+ * Start a pass.  The candidate lists live in ctx, which must outlive the
+ * batch transactions of the pass (the worker resets it after each pass).
+ */
 void
-am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size)
+am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size, MemoryContext ctx)
 {
 	memset(pass, 0, sizeof(*pass));
 	pass->as_of = as_of;
 	pass->batch_size = batch_size;
 	pass->phase = PH_ORPHAN;
-	pass->after[0] = '\0';
+	pass->ctx = ctx;
 }
 
 const char *
@@ -493,107 +523,172 @@ row_text(SPITupleTable *tt, uint64 i, int col)
 	return SPI_getvalue(tt->vals[i], tt->tupdesc, col);
 }
 
-/* Remember where the batch ended; a short batch ends the phase. */
+/* One scan for the candidates of every phase (inside am_connect). */
 static void
-advance(AmPass *pass, SPITupleTable *tt, uint64 nrows)
+find_candidates(AmPass *pass)
 {
-	if (nrows < (uint64) pass->batch_size)
+	Datum		v = TimestampTzGetDatum(pass->as_of);
+	SPITupleTable *tt;
+	uint64		n;
+	uint64		i;
+	int			ph;
+
+	am_exec(&candidates_plan, &v, NULL, true, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (ph = 0; ph < AM_CAND_PHASES; ph++)
+		pass->cand[ph] = MemoryContextAlloc(pass->ctx, sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		char	   *id = NULL;
+
+		for (ph = 0; ph < AM_CAND_PHASES; ph++)
+		{
+			bool		isnull;
+
+			if (!DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, ph + 2, &isnull)) || isnull)
+				continue;
+			if (id == NULL)
+				id = MemoryContextStrdup(pass->ctx, row_text(tt, i, 1));
+			pass->cand[ph][pass->ncand[ph]++] = id;
+		}
+	}
+	pass->found = true;
+	SPI_freetuptable(tt);
+}
+
+/*
+ * The next batch of the current phase's candidates as a text[] (NULL when
+ * the phase has none left), and move on.
+ */
+static Datum
+next_batch(AmPass *pass, int *count)
+{
+	int			ph = pass->phase;
+	int			n = Min(pass->batch_size, pass->ncand[ph] - pass->pos);
+	Datum	   *elems;
+	int			i;
+
+	*count = n;
+	if (n <= 0)
+		return (Datum) 0;
+	elems = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(pass->cand[ph][pass->pos + i]);
+	pass->pos += n;
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* After a batch: the phase ends when its candidates are used up. */
+static void
+advance(AmPass *pass)
+{
+	if (pass->pos >= pass->ncand[pass->phase])
 	{
 		pass->phase++;
-		pass->after[0] = '\0';
+		pass->pos = 0;
 	}
-	else
-		strlcpy(pass->after, row_text(tt, nrows - 1, 1), sizeof(pass->after));
 }
 
 static void
 orphan_batch(AmPass *pass)
 {
-	uint64		nrows = am_lock_orphan_batch(pass->as_of, pass->after, pass->batch_size);
-	SPITupleTable *tt = SPI_tuptable;
+	int			count;
+	Datum		ids = next_batch(pass, &count);
+	uint64		nrows;
+	SPITupleTable *tt;
 	uint64		i;
 
-	for (i = 0; i < nrows; i++)
+	if (count > 0)
 	{
-		char	   *agent_id = row_text(tt, i, 1);
-
-		am_transition_agent(AM_OP_MARK_ORPHANED, agent_id, AM_MAINT_ACTOR,
-							am_details2("reason_codes", row_text(tt, i, 2),
-									 "reason", row_text(tt, i, 3)));
-		pass->counts[AM_CNT_ORPHANED]++;
+		nrows = am_lock_orphan_batch(pass->as_of, ids);
+		tt = SPI_tuptable;
+		for (i = 0; i < nrows; i++)
+		{
+			am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
+								am_details2("reason_codes", row_text(tt, i, 2),
+											"reason", row_text(tt, i, 3)));
+			pass->counts[AM_CNT_ORPHANED]++;
+		}
 	}
-	advance(pass, tt, nrows);
+	advance(pass);
 }
 
 static void
 decommission_batch(AmPass *pass)
 {
-	Datum		v[3];
-	uint64		nrows;
+	int			count;
+	Datum		v[2];
 	SPITupleTable *tt;
+	uint64		nrows;
 	uint64		i;
 
-	v[0] = TimestampTzGetDatum(pass->as_of);
-	v[1] = CStringGetTextDatum(pass->after);
-	v[2] = Int32GetDatum(pass->batch_size);
-	am_exec(&decommission_batch_plan, v, NULL, false, 0);
-	nrows = SPI_processed;
-	tt = SPI_tuptable;
-	for (i = 0; i < nrows; i++)
+	v[1] = next_batch(pass, &count);
+	if (count > 0)
 	{
-		char	   *agent_id = row_text(tt, i, 1);
-		char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
-									  row_text(tt, i, 2), row_text(tt, i, 3));
+		v[0] = TimestampTzGetDatum(pass->as_of);
+		am_exec(&decommission_batch_plan, v, NULL, false, 0);
+		nrows = SPI_processed;
+		tt = SPI_tuptable;
+		for (i = 0; i < nrows; i++)
+		{
+			char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
+										  row_text(tt, i, 2), row_text(tt, i, 3));
 
-		am_transition_agent(AM_OP_DECOMMISSION, agent_id, AM_MAINT_ACTOR,
-							am_details2("reason", reason, "policy_rule", "auto_decommission"));
-		pass->counts[AM_CNT_DECOMMISSIONED]++;
+			am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
+								am_details2("reason", reason, "policy_rule", "auto_decommission"));
+			pass->counts[AM_CNT_DECOMMISSIONED]++;
+		}
 	}
-	advance(pass, tt, nrows);
+	advance(pass);
 }
 
 static void
 heartbeat_batch(AmPass *pass)
 {
-	Datum		v[3];
-	uint64		nrows;
+	int			count;
+	Datum		v[2];
 	SPITupleTable *tt;
+	uint64		nrows;
 	uint64		i;
 
-	v[0] = TimestampTzGetDatum(pass->as_of);
-	v[1] = CStringGetTextDatum(pass->after);
-	v[2] = Int32GetDatum(pass->batch_size);
-	am_exec(&heartbeat_batch_plan, v, NULL, false, 0);
-	nrows = SPI_processed;
-	tt = SPI_tuptable;
-	for (i = 0; i < nrows; i++)
+	v[1] = next_batch(pass, &count);
+	if (count > 0)
 	{
-		Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
+		v[0] = TimestampTzGetDatum(pass->as_of);
+		am_exec(&heartbeat_batch_plan, v, NULL, false, 0);
+		nrows = SPI_processed;
+		tt = SPI_tuptable;
+		for (i = 0; i < nrows; i++)
+		{
+			Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
 
-		/* the row is locked; the agents trigger writes the event */
-		am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
-							 am_details2("silent_seconds", row_text(tt, i, 2),
-									  "heartbeat_interval_seconds", row_text(tt, i, 3)));
-		am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
-		am_clear_audit_context();
-		if (SPI_processed == 1)
-			pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
+			/* the row is locked; the agents trigger writes the event */
+			am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
+								 am_details2("silent_seconds", row_text(tt, i, 2),
+											 "heartbeat_interval_seconds", row_text(tt, i, 3)));
+			am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
+			am_clear_audit_context();
+			if (SPI_processed == 1)
+				pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
+		}
 	}
-	advance(pass, tt, nrows);
+	advance(pass);
 }
 
 static void
 credentials_batch(AmPass *pass)
 {
-	uint64		nrows = am_rotation_batch(pass->as_of, pass->after, pass->batch_size);
-	SPITupleTable *tt = SPI_tuptable;
-	uint64		i;
+	int			n = Min(pass->batch_size, pass->ncand[PH_CREDENTIALS] - pass->pos);
+	int			i;
 
-	for (i = 0; i < nrows; i++)
+	/* am_rotate_if_needed locks each agent (SKIP LOCKED) and decides */
+	for (i = 0; i < n; i++)
 	{
 		char	   *detail;
 
-		switch (am_rotate_if_needed(row_text(tt, i, 1), pass->as_of, &detail))
+		switch (am_rotate_if_needed(pass->cand[PH_CREDENTIALS][pass->pos + i],
+									pass->as_of, &detail))
 		{
 			case AM_RA_ROTATED:
 				pass->counts[AM_CNT_ROTATED]++;
@@ -608,7 +703,8 @@ credentials_batch(AmPass *pass)
 				break;
 		}
 	}
-	advance(pass, tt, nrows);
+	pass->pos += Max(n, 0);
+	advance(pass);
 }
 
 /*
@@ -631,6 +727,8 @@ am_pass_step(AmPass *pass)
 									  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(batch_ctx);
 	am_connect(&priv);
+	if (!pass->found)
+		find_candidates(pass);
 	switch ((AmPhase) pass->phase)
 	{
 		case PH_ORPHAN:
@@ -697,7 +795,7 @@ lm_run_maintenance(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	am_pass_init(&pass, as_of, batch_size);
+	am_pass_init(&pass, as_of, batch_size, CurrentMemoryContext);
 	while (am_pass_step(&pass))
 		CHECK_FOR_INTERRUPTS();
 

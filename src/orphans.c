@@ -30,22 +30,19 @@
  */
 #define ORPHAN_REASONS \
 	"(VALUES" \
-	"    ('silent', a.state = 'active' AND a.last_heartbeat IS NOT NULL" \
-	"              AND $1 - a.last_heartbeat > p.orphan_threshold," \
+	"    ('silent', " AM_SILENT_HIT "," \
 	"     format('No heartbeat for %s days (threshold: %s)'," \
 	"            round((extract(epoch FROM $1 - a.last_heartbeat) / 86400)::numeric, 1)," \
 	"            p.orphan_threshold)," \
 	"     extract(epoch FROM $1 - a.last_heartbeat)::float8 / 86400)," \
-	"    ('never_heartbeat', a.state = 'active' AND a.last_heartbeat IS NULL" \
-	"              AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold," \
+	"    ('never_heartbeat', " AM_NEVER_HIT "," \
 	"     format('Active but never sent a heartbeat since activation %s days ago (threshold: %s)'," \
 	"            round((extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at)) / 86400)::numeric, 1)," \
 	"            p.orphan_threshold)," \
 	"     extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at))::float8 / 86400)," \
-	"    ('no_owner', a.owner IS NULL AND a.state <> 'pending_approval'," \
+	"    ('no_owner', " AM_NO_OWNER_HIT "," \
 	"     'No owner assigned', NULL::float8)," \
-	"    ('inactive', $1 - GREATEST(a.last_heartbeat, a.updated_at)" \
-	"                   > make_interval(days => p.max_inactive_days)," \
+	"    ('inactive', " AM_INACTIVE_HIT "," \
 	"     format('Inactive for %s days (max: %s)'," \
 	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400)," \
 	"            p.max_inactive_days)," \
@@ -62,13 +59,11 @@ static AmPlan detect_plan = {
 };
 
 /*
- * The next batch of active agents to mark orphaned as of $1, after agent_id
- * $2, at most $3 of them, locked.  Only the reasons the state machine can
- * act on for an active agent count (silence, never a heartbeat, no owner);
- * "inactive" is reported but left to an administrator.  Rows locked by a
- * client are skipped, never waited for; a row changed by a client after
- * the scan is re-evaluated under the lock (EvalPlanQual), so an agent that
- * just sent a heartbeat is not returned.
+ * Lock the agents among $2 (candidates of the maintenance pass) that are
+ * still to be marked orphaned as of $1.  Rows locked by a client are
+ * skipped, never waited for; a row changed by a client after the candidate
+ * scan is evaluated again here, under the lock, so an agent that has just
+ * sent a heartbeat is not returned.
  */
 static AmPlan orphan_batch_plan = {
 	"SELECT a.agent_id, o.codes, o.reasons"
@@ -77,10 +72,10 @@ static AmPlan orphan_batch_plan = {
 	"                  string_agg(r.reason, '; ' ORDER BY r.code) AS reasons"
 	"             FROM " ORPHAN_REASONS
 	"            WHERE r.hit AND r.code IN ('silent', 'never_heartbeat', 'no_owner')) o"
-	" WHERE a.state = 'active' AND o.codes IS NOT NULL AND a.agent_id > $2"
-	" ORDER BY a.agent_id LIMIT $3"
+	" WHERE a.agent_id = ANY ($2) AND a.state = 'active' AND o.codes IS NOT NULL"
+	" ORDER BY a.agent_id"
 	"   FOR UPDATE OF a SKIP LOCKED",
-	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
+	2, {TIMESTAMPTZOID, TEXTARRAYOID}
 };
 
 /*
@@ -88,13 +83,12 @@ static AmPlan orphan_batch_plan = {
  * SPI_tuptable: agent_id, reason codes, reasons.
  */
 uint64
-am_lock_orphan_batch(TimestampTz as_of, const char *after, int limit)
+am_lock_orphan_batch(TimestampTz as_of, Datum agent_ids)
 {
-	Datum		v[3];
+	Datum		v[2];
 
 	v[0] = TimestampTzGetDatum(as_of);
-	v[1] = CStringGetTextDatum(after);
-	v[2] = Int32GetDatum(limit);
+	v[1] = agent_ids;
 	am_exec(&orphan_batch_plan, v, NULL, false, 0);
 	return SPI_processed;
 }
@@ -158,39 +152,6 @@ static AmPlan mark_expired_plan = {
 	1, {TEXTOID}
 };
 
-
-/*
- * The next batch of active agents, after agent_id $2 and at most $3, whose
- * credential am_rotate_if_needed() may act on as of $1: none issued, inside
- * the rotation window or expired (auto_rotate on), or expired and not yet
- * recorded (auto_rotate off).  A prefilter only: it must select a superset
- * of the agents am_rotate_if_needed() acts on, which decides under the lock.
- */
-static AmPlan rotation_batch_plan = {
-	"SELECT a.agent_id"
-	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
-	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id"
-	" WHERE a.state = 'active' AND a.agent_id > $2"
-	"   AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL"
-	"        OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)"
-	"        OR (NOT p.auto_rotate AND a.credential_expires_at <= $1"
-	"            AND NOT COALESCE(c.expired_recorded, false)))"
-	" ORDER BY a.agent_id LIMIT $3",
-	3, {TIMESTAMPTZOID, TEXTOID, INT4OID}
-};
-
-/* Run rotation_batch_plan (inside am_connect); agent ids in SPI_tuptable. */
-uint64
-am_rotation_batch(TimestampTz as_of, const char *after, int limit)
-{
-	Datum		v[3];
-
-	v[0] = TimestampTzGetDatum(as_of);
-	v[1] = CStringGetTextDatum(after);
-	v[2] = Int32GetDatum(limit);
-	am_exec(&rotation_batch_plan, v, NULL, false, 0);
-	return SPI_processed;
-}
 
 /*
  * Apply the rotation policy to one active agent as of a time (inside

@@ -759,7 +759,7 @@ run_pass(MemoryContext ctx)
 	TimestampTz start = GetCurrentTimestamp();
 	char		activity[128];
 
-	am_pass_init(&pass, start, am_batch_size);
+	am_pass_init(&pass, start, am_batch_size, ctx);
 	LWLockAcquire(am_shared->lock, LW_EXCLUSIVE);
 	if (my_slot_locked())
 		my_slot_locked()->in_pass = true;
