@@ -110,7 +110,45 @@ SELECT seq, event_type, actor, previous_state, new_state
 SELECT * FROM agentmesh.lm_verify_audit();
 
 \echo
-\echo '=== 13. Summary of all agents ==='
+\echo '=== 13. ... and independently of the extension: every event hash recomputed in plain SQL (pgcrypto) ==='
+CREATE FUNCTION pg_temp.f(t text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN t IS NULL THEN '\xffffffff'::bytea
+              ELSE int4send(octet_length(convert_to(t, 'UTF8'))) || convert_to(t, 'UTF8') END $$;
+SELECT count(*) AS events,
+       bool_and(digest('\x01'::bytea
+                       || pg_temp.f(e.agent_id) || pg_temp.f(e.policy) || int8send(e.seq)
+                       || pg_temp.f(e.event_type::text)
+                       || int8send((extract(epoch FROM e.occurred_at) * 1000000)::int8)
+                       || pg_temp.f(e.actor) || pg_temp.f(e.db_user)
+                       || pg_temp.f(e.previous_state::text) || pg_temp.f(e.new_state::text)
+                       || pg_temp.f(e.details::text)
+                       || CASE WHEN e.prev_hash IS NULL THEN '\xffffffff'::bytea
+                               ELSE int4send(length(e.prev_hash)) || e.prev_hash END,
+                       'sha256') = e.hash) AS every_hash_matches
+  FROM agentmesh.audit_events e;
+
+\echo
+\echo '=== 14. Audit rows cannot be changed, not even by the superuser running this demo ==='
+\set ON_ERROR_STOP off
+UPDATE agentmesh.audit_events SET actor = 'mallory' WHERE agent_id = :'agent_id';
+DELETE FROM agentmesh.audit_events WHERE agent_id = :'agent_id';
+\set ON_ERROR_STOP on
+
+\echo
+\echo '=== 15. The maintenance pass (what the background worker runs every minute) ==='
+\echo 'a second agent is activated and then never heard from; two days later:'
+SELECT agent_id AS silent_id FROM agentmesh.lm_request('report-bot', 'erin@example.com',
+       actor => 'erin@example.com') \gset
+SELECT state FROM agentmesh.lm_approve(:'silent_id', actor => 'bob@example.com') \gset
+SELECT credential_id AS silent_credential FROM agentmesh.lm_activate(:'silent_id') \gset
+SELECT orphaned, heartbeats_missed, rotated, seals
+  FROM agentmesh.lm_run_maintenance(as_of => now() + interval '2 days');
+SELECT name, state FROM agentmesh.lm_get(:'silent_id');
+SELECT seq, event_type, actor, details->>'reason_codes' AS reason_codes
+  FROM agentmesh.lm_audit_trail(:'silent_id') WHERE seq > 3;
+
+\echo
+\echo '=== 16. Summary of all agents ==='
 -- unaligned, tuples only: print the JSON as is rather than inside a table
 \pset format unaligned
 \pset tuples_only on
