@@ -38,6 +38,8 @@
 #   SCALE_SMALL=N SCALE_LARGE=N SILENT=N   [100000 1000000 10000]
 #   DAY_MINUTES=M      length of the compressed heartbeat day   [5]
 #   PASSES=N           passes for the memory measurement        [1000]
+#   SCALE_PARTS="passes memory"  "passes" alone skips the worker memory
+#                      measurement and the heartbeat day
 #   LOAD_JOBS=J        parallel loader sessions                 [2]
 #   SKIP_BUILD=1       use the extension already installed
 #   KEEP=1             keep the cluster directory (path printed)
@@ -72,6 +74,7 @@ SCALE_LARGE="${SCALE_LARGE:-1000000}"
 SILENT="${SILENT:-10000}"
 DAY_MINUTES="${DAY_MINUTES:-5}"
 PASSES="${PASSES:-1000}"
+SCALE_PARTS="${SCALE_PARTS:-passes memory}"
 LOAD_JOBS="${LOAD_JOBS:-2}"
 BATCH=50000
 RESULTS="${RESULTS:-${BENCH_DIR}/results}"
@@ -133,6 +136,8 @@ q "CREATE SCHEMA bench"
 q "CREATE TABLE bench.map (i int PRIMARY KEY, agent_id text NOT NULL, token text NOT NULL)"
 
 PGVER="$(q 'SHOW server_version')"
+CODE="$(git -c safe.directory='*' -C "${REPO_ROOT}" describe --always --dirty 2>/dev/null || echo unknown)"
+[[ ${SKIP_BUILD:-0} == 1 ]] && CODE="installed library (SKIP_BUILD=1; working tree is ${CODE})"
 NPROC="$(nproc)"
 MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -272,7 +277,7 @@ throughput() {
 
     {
         echo "agentmesh_lifecycle benchmark (throughput) - $(date -u '+%Y-%m-%d %H:%M UTC')"
-        echo "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}"
+        echo "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; extension built from ${CODE}"
         echo "PostgreSQL ${PGVER}; fsync=$(q 'SHOW fsync'), synchronous_commit=$(q 'SHOW synchronous_commit'), shared_buffers=$(q 'SHOW shared_buffers')"
         echo "agents=${AGENTS}, clients=${CLIENTS}, -M prepared, ${DURATION} s per run, ${ROUNDS} back-to-back ext/base pairs per workload (order alternating) after a ${WARMUP} s warm-up of each"
         echo "tps = median over the pairs; ratio = median of the per-pair ratios ext/base; pairs = range of the per-pair ratios"
@@ -332,7 +337,7 @@ scale() {
     q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = off" >/dev/null
     q "SELECT pg_reload_conf()" >/dev/null
     say "agentmesh_lifecycle benchmark (scale) - $(date -u '+%Y-%m-%d %H:%M UTC')"
-    say "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; PostgreSQL ${PGVER}"
+    say "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; PostgreSQL ${PGVER}; extension: ${CODE}"
     say "worker: ${worker:-$(worker_pids)}"
     say "(agentmesh_lifecycle.enabled = off while passes are timed: the passes are called explicitly)"
 
@@ -352,7 +357,11 @@ scale() {
 
     # --- memory (worker at naptime 1 s) overlapping a compressed day of
     # heartbeats on the first SCALE_SMALL agents ---
-    memory_and_day "${start_sizes}"
+    if [[ ${SCALE_PARTS} == *memory* ]]; then
+        memory_and_day "${start_sizes}"
+    else
+        say "(memory and heartbeat day skipped: SCALE_PARTS=${SCALE_PARTS})"
+    fi
 
     # --- 1 M ---
     log "scale: loading agents up to ${SCALE_LARGE}"
