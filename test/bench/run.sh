@@ -18,7 +18,10 @@
 #               audit growth over a compressed "day" of heartbeats; memory of
 #               the worker (or of a backend calling lm_run_maintenance()
 #               repeatedly, when there is no worker) after 10 and 1000 passes.
-#   all         both.
+#   memory      only the worker memory check, on a small fleet (MEM_AGENTS)
+#               so that 1000 passes at naptime 1 s take ~17 minutes: RSS
+#               after 10, 100, 250, 500 and PASSES passes.
+#   all         throughput and scale.
 #
 # Environment (defaults in brackets):
 #   QUICK=1            small sizes for harness work: 10 000 agents, 5 s runs,
@@ -40,6 +43,7 @@
 #   PASSES=N           passes for the memory measurement        [1000]
 #   SCALE_PARTS="passes memory"  "passes" alone skips the worker memory
 #                      measurement and the heartbeat day
+#   MEM_AGENTS=N       fleet of the memory mode                 [2000]
 #   LOAD_JOBS=J        parallel loader sessions                 [2]
 #   SKIP_BUILD=1       use the extension already installed
 #   KEEP=1             keep the cluster directory (path printed)
@@ -54,7 +58,7 @@ source "${BENCH_DIR}/../../scripts/common.sh"
 
 MODE="${1:-throughput}"
 case "${MODE}" in
-    throughput|scale|all) ;;
+    throughput|scale|memory|all) ;;
     -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown mode: ${MODE} (throughput, scale or all)" ;;
 esac
@@ -75,6 +79,7 @@ SILENT="${SILENT:-10000}"
 DAY_MINUTES="${DAY_MINUTES:-5}"
 PASSES="${PASSES:-1000}"
 SCALE_PARTS="${SCALE_PARTS:-passes memory}"
+MEM_AGENTS="${MEM_AGENTS:-2000}"
 LOAD_JOBS="${LOAD_JOBS:-2}"
 BATCH=50000
 RESULTS="${RESULTS:-${BENCH_DIR}/results}"
@@ -459,7 +464,28 @@ heartbeat_day() {
     say "day: autovacuum runs on agents: $(q "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'agentmesh.agents'::regclass")"
 }
 
+memory_only() {
+    local out="${RESULTS}/memory-summary.txt" n wp r p
+    : >"${out}"
+    say() { echo "$*" | tee -a "${out}"; }
+    say "agentmesh_lifecycle benchmark (worker memory) - $(date -u '+%Y-%m-%d %H:%M UTC')"
+    say "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; PostgreSQL ${PGVER}; extension: ${CODE}"
+    load_agents 1 "${MEM_AGENTS}"
+    q "ALTER SYSTEM SET agentmesh_lifecycle.naptime = 1" >/dev/null
+    q "SELECT pg_reload_conf()" >/dev/null
+    say "fleet: ${MEM_AGENTS} active agents (no heartbeats: the passes find missed heartbeats once, then idle); naptime 1 s"
+    for n in 10 100 250 500 "${PASSES}"; do
+        ((n > PASSES)) && continue
+        wait_passes "${n}"
+        wp=$(wstatus pid); p=$(wstatus passes); r=$(rss_of "${wp}")
+        [[ ${n} == 10 ]] && r10="${r}"
+        say "after ${p} passes: worker pid ${wp} VmRSS/RssAnon ${r} kB ($(rss_pct "${r}" "${r10}") vs 10 passes)"
+    done
+    say "worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s heartbeats_missed=%s seals=%s', passes, errors, last_pass_duration, heartbeats_missed, seals) FROM agentmesh.worker_status WHERE datname = current_database()")"
+}
+
 case "${MODE}" in
+    memory) memory_only ;;
     throughput) throughput ;;
     scale) scale ;;
     all) throughput; scale ;;
