@@ -206,6 +206,8 @@ typedef struct AmPolicy
 } AmPolicy;
 
 extern bool am_load_policy(const char *name, AmPolicy *pol);
+extern void am_policy_cache_init(void);
+extern void am_policy_changed(Oid policies_relid);
 
 /* ---- lifecycle.c ---- */
 

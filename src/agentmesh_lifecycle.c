@@ -27,6 +27,7 @@ void
 _PG_init(void)
 {
 	am_register_xact_callbacks();
+	am_policy_cache_init();
 
 	DefineCustomIntVariable("agentmesh_lifecycle.naptime",
 							"Seconds between two maintenance passes of each database.",

@@ -839,6 +839,7 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 				if (upd.plan)
 					SPI_freeplan(upd.plan);
 				am_finish(&priv);
+				am_policy_changed(RelationGetRelid(td->tg_relation));
 				return PointerGetDatum(NULL);
 			}
 			return PointerGetDatum(newtup);
@@ -875,6 +876,7 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		}
 	}
 
+	am_policy_changed(RelationGetRelid(td->tg_relation));
 	am_connect(&priv);
 	append_event(&chain, NULL, name, AM_EV_POLICY_CHANGED,
 				 GetUserNameFromId(GetSessionUserId(), false),

@@ -218,41 +218,6 @@ am_details2(const char *k1, const char *v1, const char *k2, const char *v2)
  * Policies
  * ----------------------------------------------------------------
  */
-static AmPlan policy_plan = {
-	"SELECT require_approval, require_owner, require_distinct_approver,"
-	" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats, auto_rotate,"
-	" max_credential_ttl, rotation_overlap FROM agentmesh.policies WHERE name = $1",
-	1, {TEXTOID}
-};
-
-/* Load a policy; false when there is none of that name. */
-bool
-am_load_policy(const char *name, AmPolicy *pol)
-{
-	AmPriv		priv;
-	Datum		arg = CStringGetTextDatum(name);
-	bool		found;
-	bool		isnull;
-
-	am_connect(&priv);
-	am_exec(&policy_plan, &arg, NULL, true, 1);
-	found = SPI_processed == 1;
-	if (found)
-	{
-		pol->require_approval = DatumGetBool(am_getcol(1, &isnull));
-		pol->require_owner = DatumGetBool(am_getcol(2, &isnull));
-		pol->require_distinct_approver = DatumGetBool(am_getcol(3, &isnull));
-		pol->revoke_on_decommission = DatumGetBool(am_getcol(4, &isnull));
-		pol->heartbeat_requires_token = DatumGetBool(am_getcol(5, &isnull));
-		pol->audit_heartbeats = DatumGetBool(am_getcol(6, &isnull));
-		pol->auto_rotate = DatumGetBool(am_getcol(7, &isnull));
-		pol->max_credential_ttl = *DatumGetIntervalP(am_getcol(8, &isnull));
-		pol->rotation_overlap = *DatumGetIntervalP(am_getcol(9, &isnull));
-	}
-	am_finish(&priv);
-	return found;
-}
-
 static void
 load_policy_or_error(const char *name, AmPolicy *pol)
 {
@@ -661,15 +626,14 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 }
 
 /*
- * lm_heartbeat(agent_id, token) — the hot path: one UPDATE joined to the
- * policy, nothing else unless the policy asks for a token or an audit row.
+ * lm_heartbeat(agent_id, token) — the hot path: one UPDATE, the policy's
+ * flags from the backend's cache, nothing else unless the policy asks for a
+ * token or an audit row.
  */
 static AmPlan heartbeat_plan = {
 	"UPDATE agentmesh.agents a SET last_heartbeat = now(), heartbeat_count = a.heartbeat_count + 1"
-	"  FROM agentmesh.policies p"
-	" WHERE a.agent_id = $1 AND p.name = a.policy"
-	"   AND a.state IN ('active', 'suspended', 'orphaned')"
-	" RETURNING a, p.heartbeat_requires_token, p.audit_heartbeats",
+	" WHERE a.agent_id = $1 AND a.state IN ('active', 'suspended', 'orphaned')"
+	" RETURNING a, a.policy",
 	1, {TEXTOID}
 };
 static AmPlan touch_plan = {
@@ -685,6 +649,7 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 	char	   *agent_id = agent_id_arg(fcinfo);
 	Datum		arg = CStringGetTextDatum(agent_id);
 	AmPriv		priv;
+	AmPolicy	pol;
 	bool		isnull;
 	Datum		row;
 
@@ -706,7 +671,10 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 		am_report_wrong_state(AM_OP_HEARTBEAT, agent_id, a.state);
 	}
 	row = am_getcol(1, &isnull);
-	if (DatumGetBool(am_getcol(2, &isnull)))
+	/* the policy's flags come from the backend's policy cache (policy.c) */
+	if (!am_load_policy(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), &pol))
+		elog(ERROR, "policy of agent \"%s\" is missing", agent_id);
+	if (pol.heartbeat_requires_token)
 	{
 		char	   *token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 		char	   *owner_of_token = am_token_agent(token, GetCurrentTransactionStartTimestamp(), false);
@@ -717,7 +685,7 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 					 errmsg("heartbeat for agent \"%s\" needs a valid credential of that agent", agent_id),
 					 errdetail("The agent's policy requires heartbeats to carry a token.")));
 	}
-	if (DatumGetBool(am_getcol(3, &isnull)))
+	if (pol.audit_heartbeats)
 	{
 		am_set_audit_context(AM_OP_HEARTBEAT, GetUserNameFromId(GetSessionUserId(), false), NULL);
 		am_set_audit_heartbeat(true);

@@ -1,0 +1,137 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.c
+ *		Reading lifecycle policies, through a per-backend cache.
+ *
+ * Policies change rarely and are read on every heartbeat, so each backend
+ * keeps the ones it has read.  The policies trigger (audit.c) sends a
+ * relcache invalidation for agentmesh.policies with every change; it
+ * reaches every backend at commit (and this one at once, and again if the
+ * change is rolled back), and the callback here forgets the whole cache.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "agentmesh.h"
+
+typedef struct PolicyEntry
+{
+	char		name[NAMEDATALEN * 2];	/* hash key; names are at most 63 bytes */
+	AmPolicy	policy;
+} PolicyEntry;
+
+static HTAB *policy_cache = NULL;
+
+static AmPlan policy_plan = {
+	"SELECT require_approval, require_owner, require_distinct_approver,"
+	" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats, auto_rotate,"
+	" max_credential_ttl, rotation_overlap FROM agentmesh.policies WHERE name = $1",
+	1, {TEXTOID}
+};
+
+/* agentmesh.policies, whose invalidations empty the cache */
+static Oid	policies_relid = InvalidOid;
+
+/*
+ * An invalidation of agentmesh.policies, or of every relation, empties the
+ * cache.  (DROP EXTENSION invalidates the table too, so a re-created
+ * extension starts with an empty cache and a new relid.)
+ */
+static void
+policy_cache_callback(Datum arg, Oid relid)
+{
+	if (policy_cache == NULL)
+		return;
+	if (OidIsValid(relid) && relid != policies_relid)
+		return;
+	hash_destroy(policy_cache);
+	policy_cache = NULL;
+}
+
+void
+am_policy_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(policy_cache_callback, (Datum) 0);
+}
+
+/* Tell every backend, at commit, that a policy changed. */
+void
+am_policy_changed(Oid policies_relid)
+{
+	CacheInvalidateRelcacheByRelid(policies_relid);
+}
+
+static bool
+read_policy(const char *name, AmPolicy *pol)
+{
+	AmPriv		priv;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		found;
+	bool		isnull;
+
+	am_connect(&priv);
+	am_exec(&policy_plan, &arg, NULL, true, 1);
+	found = SPI_processed == 1;
+	if (found)
+	{
+		pol->require_approval = DatumGetBool(am_getcol(1, &isnull));
+		pol->require_owner = DatumGetBool(am_getcol(2, &isnull));
+		pol->require_distinct_approver = DatumGetBool(am_getcol(3, &isnull));
+		pol->revoke_on_decommission = DatumGetBool(am_getcol(4, &isnull));
+		pol->heartbeat_requires_token = DatumGetBool(am_getcol(5, &isnull));
+		pol->audit_heartbeats = DatumGetBool(am_getcol(6, &isnull));
+		pol->auto_rotate = DatumGetBool(am_getcol(7, &isnull));
+		pol->max_credential_ttl = *DatumGetIntervalP(am_getcol(8, &isnull));
+		pol->rotation_overlap = *DatumGetIntervalP(am_getcol(9, &isnull));
+	}
+	am_finish(&priv);
+	return found;
+}
+
+/* Load a policy; false when there is none of that name. */
+bool
+am_load_policy(const char *name, AmPolicy *pol)
+{
+	PolicyEntry *entry;
+	bool		found;
+
+	if (strlen(name) >= NAMEDATALEN * 2)
+		return false;
+	if (policy_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN * 2;
+		ctl.entrysize = sizeof(PolicyEntry);
+		ctl.hcxt = CacheMemoryContext;
+		policy_cache = hash_create("agentmesh policy cache", 16, &ctl,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		policies_relid = get_relname_relid("policies",
+										   get_namespace_oid(AM_SCHEMA, false));
+	}
+	entry = hash_search(policy_cache, name, HASH_FIND, NULL);
+	if (entry)
+	{
+		*pol = entry->policy;
+		return true;
+	}
+	/* a missing policy is not cached: it may be created in a moment */
+	if (!read_policy(name, pol))
+		return false;
+	/* reading may have run the invalidation callback */
+	if (policy_cache != NULL)
+	{
+		entry = hash_search(policy_cache, name, HASH_ENTER, &found);
+		entry->policy = *pol;
+	}
+	return true;
+}
