@@ -190,7 +190,7 @@ profile_run() {
     sleep 2
     pids=$(q "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = 'pgbench'")
     perf record -F 2000 -g -p "${pids}" -o "${W}/${name}.perf" -- sleep "${DURATION}" >/dev/null 2>&1 || true
-    wait "${pg}"
+    wait "${pg}" || { log "  profile ${name}: pgbench failed (see ${out}.pgbench)"; return 0; }
     local tps; tps=$(awk '/^tps = / {print $3; exit}' "${out}.pgbench")
     python3 "${BENCH_DIR}/perf_cost.py" "${W}/${name}.perf" "${tps}" "${DURATION}" >"${out}.txt" 2>&1 || true
     log "  profile ${name}: ${tps} tps -> ${out}.txt"
@@ -260,17 +260,13 @@ throughput() {
         met=$(awk -v r="${ratio}" -v t="${target}" 'BEGIN {print (t == "-") ? "-" : (r >= t) ? "yes" : "NO"}')
         ROWS+=("$(printf '| %-54s | %10.0f | %10.0f | %5s | %-9s | >= %-4s | %-3s |' \
             "(${w}) ${name[$w]}" "${e}" "${b}" "${ratio}" "${spread}" "${target}" "${met}")")
+        if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+            profile_run "w${w}_ext" "${file[$w]}_ext.sql"
+            profile_run "w${w}_base" "${file[$w]}_base.sql"
+        fi
         ROWS_RAW+=("w${w} ext=[${ext# }] base=[${base# }]")
     done
     q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
-    if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
-        for w in ${WORKLOADS}; do
-            [[ ${w} == 2 ]] && q "UPDATE agentmesh.policies SET heartbeat_requires_token = true WHERE name = 'default'"
-            profile_run "w${w}_ext" "${file[$w]}_ext.sql"
-            profile_run "w${w}_base" "${file[$w]}_base.sql"
-            q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
-        done
-    fi
     # the driver's own lookup (bench.map by integer), paid equally by both sides
     local lk
     printf '\\set i random(1, :n)\nSELECT m.agent_id, m.token FROM bench.map m WHERE m.i = :i;\n' \
