@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (not part of the test command):
 #
-#     sudo bash test/bench/run.sh [throughput|scale|all]     (default: throughput)
+#     sudo bash test/bench/run.sh [throughput|scale|memory|all]   (default: throughput)
 #
 # Runs as root (or via sudo): installs missing Debian packages, builds and
 # installs the extension from the working tree, then does every database step
@@ -10,9 +10,11 @@
 # on, full_page_writes = on; shared_preload_libraries = agentmesh_lifecycle so
 # the maintenance worker runs at its default naptime when it exists).
 #
-#   throughput  five pgbench workloads, extension vs a plain-SQL baseline on
-#               identical data, interleaved (ext, base, base, ext, ...), and
-#               ONE table: workload | ext tps | base tps | ratio | target.
+#   throughput  five pgbench workloads (+ two design probes), extension vs a
+#               plain-SQL baseline on identical data, interleaved in short
+#               back-to-back pairs (ext, base, base, ext, ...), and ONE table:
+#               workload | ext tps | base tps | ratio | pairs | target | met
+#               (~30 minutes at the defaults).
 #   scale       lm_run_maintenance() at 100 000 and 1 000 000 agents with the
 #               same number of silent agents; table/index growth, HOT % and
 #               audit growth over a compressed "day" of heartbeats; memory of
@@ -59,7 +61,7 @@ source "${BENCH_DIR}/../../scripts/common.sh"
 MODE="${1:-throughput}"
 case "${MODE}" in
     throughput|scale|memory|all) ;;
-    -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown mode: ${MODE} (throughput, scale or all)" ;;
 esac
 
