@@ -13,12 +13,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "funcapi.h"
 #include "port/pg_crc32c.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "agentmesh.h"
@@ -206,35 +216,100 @@ am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz 
 	return (int) SPI_processed;
 }
 
-static AmPlan token_agent_plan = {
-	"SELECT c.agent_id FROM agentmesh.credentials c"
-	"  JOIN agentmesh.agents a ON a.agent_id = c.agent_id"
-	" WHERE c.token_hash = $1 AND c.revoked_at IS NULL"
-	"   AND c.issued_at <= $2 AND c.expires_at > $2"
-	"   AND (NOT $3 OR a.state = 'active')",
-	3, {BYTEAOID, TIMESTAMPTZOID, BOOLOID}
-};
+/* The relation of that name in schema agentmesh. */
+static Oid
+am_relid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid(AM_SCHEMA, false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation %s.%s does not exist", AM_SCHEMA, relname);
+	return relid;
+}
+
+/* Is the agent's state active?  (Primary-key lookup, caller's snapshot.) */
+static bool
+agent_is_active(Datum agent_id)
+{
+	Relation	rel = table_open(am_relid("agents"), AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		active = false;
+
+	/* systable scans take heap attribute numbers */
+	ScanKeyInit(&key, SPI_fnumber(RelationGetDescr(rel), "agent_id"),
+				BTEqualStrategyNumber, F_TEXTEQ, agent_id);
+	scan = systable_beginscan(rel, am_relid("agents_pkey"), true,
+							  GetActiveSnapshot(), 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		st = heap_getattr(tup, SPI_fnumber(desc, "state"), desc, &isnull);
+
+		active = !isnull && am_state_from_datum(st) == AM_ACTIVE;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return active;
+}
 
 /*
  * The agent a token belongs to, when the token is well formed, known,
- * unrevoked and inside [issued_at, expires_at) at as_of (and its agent active, if asked); else
- * NULL.  Call inside am_connect().
+ * unrevoked and inside [issued_at, expires_at) at as_of (and its agent
+ * active, if asked); else NULL.
+ *
+ * This is the hot path of every credential check, so it reads the unique
+ * index on token_hash directly (and the agents primary key when asked),
+ * under the caller's snapshot, instead of planning and executing a query
+ * through SPI: the same two index lookups a query would make, without the
+ * executor around them.
  */
 char *
 am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 {
 	uint8		h[PG_SHA256_DIGEST_LENGTH];
-	Datum		v[3];
+	Relation	rel;
+	TupleDesc	desc;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Datum		agent = (Datum) 0;
+	bool		found = false;
 
 	if (!am_token_hash(token, h))
 		return NULL;
-	v[0] = PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH));
-	v[1] = TimestampTzGetDatum(as_of);
-	v[2] = BoolGetDatum(require_active);
-	am_exec(&token_agent_plan, v, NULL, true, 1);
-	if (SPI_processed == 0)
+
+	rel = table_open(am_relid("credentials"), AccessShareLock);
+	desc = RelationGetDescr(rel);
+	ScanKeyInit(&key, SPI_fnumber(desc, "token_hash"), BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH)));
+	scan = systable_beginscan(rel, am_relid("credentials_token_hash_key"), true,
+							  GetActiveSnapshot(), 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		revoked_null;
+		bool		isnull;
+		TimestampTz issued;
+		TimestampTz expires;
+
+		(void) heap_getattr(tup, SPI_fnumber(desc, "revoked_at"), desc, &revoked_null);
+		issued = DatumGetTimestampTz(heap_getattr(tup, SPI_fnumber(desc, "issued_at"), desc, &isnull));
+		expires = DatumGetTimestampTz(heap_getattr(tup, SPI_fnumber(desc, "expires_at"), desc, &isnull));
+		if (revoked_null && issued <= as_of && as_of < expires)
+		{
+			agent = datumCopy(heap_getattr(tup, SPI_fnumber(desc, "agent_id"), desc, &isnull),
+							  false, -1);
+			found = true;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!found || (require_active && !agent_is_active(agent)))
 		return NULL;
-	return am_getcol_text(1);
+	return TextDatumGetCString(agent);
 }
 
 /*
@@ -249,7 +324,6 @@ lm_verify_credential(PG_FUNCTION_ARGS)
 	text	   *t;
 	char	   *token;
 	char	   *agent;
-	AmPriv		priv;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -258,9 +332,7 @@ lm_verify_credential(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	token = text_to_cstring(t);
 
-	am_connect(&priv);
 	agent = am_token_agent(token, GetCurrentTransactionStartTimestamp(), true);
-	am_finish(&priv);
 	explicit_bzero(token, TOKEN_LEN);
 	if (agent == NULL)
 		PG_RETURN_NULL();
