@@ -261,7 +261,7 @@ typedef enum AmRotateAction
 
 extern AmRotateAction am_rotate_if_needed(const char *agent_id, TimestampTz as_of,
 										  char **detail);
-extern uint64 am_lock_orphan_batch(TimestampTz as_of, Datum agent_ids);
+extern AmPlan am_orphan_batch_plan;	/* $1 as_of, $2 text[] of candidates */
 
 /* ---- maintenance.c ---- */
 

@@ -590,26 +590,38 @@ advance(AmPass *pass)
 	}
 }
 
+/*
+ * Lock the next batch of the current phase's candidates with the phase's
+ * plan ($1 as_of, $2 the candidate ids), which checks the phase's rule again
+ * under the lock.  The rows stay in SPI_tuptable; returns how many.
+ */
+static uint64
+lock_batch(AmPass *pass, AmPlan *plan)
+{
+	int			count;
+	Datum		v[2];
+
+	v[1] = next_batch(pass, &count);
+	if (count <= 0)
+		return 0;
+	v[0] = TimestampTzGetDatum(pass->as_of);
+	am_exec(plan, v, NULL, false, 0);
+	return SPI_processed;
+}
+
 static void
 orphan_batch(AmPass *pass)
 {
-	int			count;
-	Datum		ids = next_batch(pass, &count);
-	uint64		nrows;
-	SPITupleTable *tt;
+	uint64		nrows = lock_batch(pass, &am_orphan_batch_plan);
+	SPITupleTable *tt = SPI_tuptable;
 	uint64		i;
 
-	if (count > 0)
+	for (i = 0; i < nrows; i++)
 	{
-		nrows = am_lock_orphan_batch(pass->as_of, ids);
-		tt = SPI_tuptable;
-		for (i = 0; i < nrows; i++)
-		{
-			am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
-								am_details2("reason_codes", row_text(tt, i, 2),
-											"reason", row_text(tt, i, 3)));
-			pass->counts[AM_CNT_ORPHANED]++;
-		}
+		am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
+							am_details2("reason_codes", row_text(tt, i, 2),
+										"reason", row_text(tt, i, 3)));
+		pass->counts[AM_CNT_ORPHANED]++;
 	}
 	advance(pass);
 }
@@ -617,28 +629,18 @@ orphan_batch(AmPass *pass)
 static void
 decommission_batch(AmPass *pass)
 {
-	int			count;
-	Datum		v[2];
-	SPITupleTable *tt;
-	uint64		nrows;
+	uint64		nrows = lock_batch(pass, &decommission_batch_plan);
+	SPITupleTable *tt = SPI_tuptable;
 	uint64		i;
 
-	v[1] = next_batch(pass, &count);
-	if (count > 0)
+	for (i = 0; i < nrows; i++)
 	{
-		v[0] = TimestampTzGetDatum(pass->as_of);
-		am_exec(&decommission_batch_plan, v, NULL, false, 0);
-		nrows = SPI_processed;
-		tt = SPI_tuptable;
-		for (i = 0; i < nrows; i++)
-		{
-			char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
-										  row_text(tt, i, 2), row_text(tt, i, 3));
+		char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
+									  row_text(tt, i, 2), row_text(tt, i, 3));
 
-			am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
-								am_details2("reason", reason, "policy_rule", "auto_decommission"));
-			pass->counts[AM_CNT_DECOMMISSIONED]++;
-		}
+		am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
+							am_details2("reason", reason, "policy_rule", "auto_decommission"));
+		pass->counts[AM_CNT_DECOMMISSIONED]++;
 	}
 	advance(pass);
 }
@@ -646,32 +648,22 @@ decommission_batch(AmPass *pass)
 static void
 heartbeat_batch(AmPass *pass)
 {
-	int			count;
-	Datum		v[2];
-	SPITupleTable *tt;
-	uint64		nrows;
+	uint64		nrows = lock_batch(pass, &heartbeat_batch_plan);
+	SPITupleTable *tt = SPI_tuptable;
 	uint64		i;
 
-	v[1] = next_batch(pass, &count);
-	if (count > 0)
+	for (i = 0; i < nrows; i++)
 	{
-		v[0] = TimestampTzGetDatum(pass->as_of);
-		am_exec(&heartbeat_batch_plan, v, NULL, false, 0);
-		nrows = SPI_processed;
-		tt = SPI_tuptable;
-		for (i = 0; i < nrows; i++)
-		{
-			Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
+		Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
 
-			/* the row is locked; the agents trigger writes the event */
-			am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
-								 am_details2("silent_seconds", row_text(tt, i, 2),
-											 "heartbeat_interval_seconds", row_text(tt, i, 3)));
-			am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
-			am_clear_audit_context();
-			if (SPI_processed == 1)
-				pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
-		}
+		/* the row is locked; the agents trigger writes the event */
+		am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
+							 am_details2("silent_seconds", row_text(tt, i, 2),
+										 "heartbeat_interval_seconds", row_text(tt, i, 3)));
+		am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
+		am_clear_audit_context();
+		if (SPI_processed == 1)
+			pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
 	}
 	advance(pass);
 }

@@ -26,7 +26,7 @@
  *
  * The rules are written once, here, as a LATERAL VALUES list over agent "a"
  * and its policy "p" as of $1; lm_detect_orphans() reports them and the
- * maintenance pass (am_lock_orphan_batch) acts on them.
+ * maintenance pass (am_orphan_batch_plan) acts on them.
  */
 #define ORPHAN_REASONS \
 	"(VALUES" \
@@ -65,7 +65,7 @@ static AmPlan detect_plan = {
  * scan is evaluated again here, under the lock, so an agent that has just
  * sent a heartbeat is not returned.
  */
-static AmPlan orphan_batch_plan = {
+AmPlan		am_orphan_batch_plan = {
 	"SELECT a.agent_id, o.codes, o.reasons"
 	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
 	"  LATERAL (SELECT string_agg(r.code, ', ' ORDER BY r.code) AS codes,"
@@ -77,21 +77,6 @@ static AmPlan orphan_batch_plan = {
 	"   FOR UPDATE OF a SKIP LOCKED",
 	2, {TIMESTAMPTZOID, TEXTARRAYOID}
 };
-
-/*
- * Run orphan_batch_plan (inside am_connect).  The result stays in
- * SPI_tuptable: agent_id, reason codes, reasons.
- */
-uint64
-am_lock_orphan_batch(TimestampTz as_of, Datum agent_ids)
-{
-	Datum		v[2];
-
-	v[0] = TimestampTzGetDatum(as_of);
-	v[1] = agent_ids;
-	am_exec(&orphan_batch_plan, v, NULL, false, 0);
-	return SPI_processed;
-}
 
 PG_FUNCTION_INFO_V1(lm_detect_orphans);
 Datum
