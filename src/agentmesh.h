@@ -299,12 +299,6 @@ typedef struct AmPass
 
 extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size, MemoryContext ctx);
 extern bool am_pass_step(AmPass *pass);
-extern void am_pass_prepare_plans(void);
-extern void am_orphans_prepare_plans(void);
-extern void am_lifecycle_prepare_plans(void);
-extern void am_credentials_prepare_plans(void);
-extern void am_audit_prepare_plans(void);
-extern void am_policy_prepare_plans(void);
 extern const char *am_pass_phase_name(const AmPass *pass);
 extern char *am_verify_seals(int64 *seals_checked);
 

@@ -219,13 +219,6 @@ static AmPlan insert_event_plan = {
 	TEXTOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID}
 };
 
-/* Prepare audit.c's statements that the maintenance pass uses (worker warm-up). */
-void
-am_audit_prepare_plans(void)
-{
-	(void) am_prepare(&insert_event_plan);
-}
-
 /* Must be called inside am_connect()/am_finish(). */
 static void
 append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent ev,

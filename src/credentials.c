@@ -203,15 +203,6 @@ static AmPlan revoke_plan = {
 	3, {TEXTOID, TIMESTAMPTZOID, TEXTOID}
 };
 
-/* Prepare credentials.c's statements that the maintenance pass uses (worker warm-up). */
-void
-am_credentials_prepare_plans(void)
-{
-	(void) am_prepare(&supersede_plan);
-	(void) am_prepare(&insert_cred_plan);
-	(void) am_prepare(&revoke_plan);
-}
-
 /* Revoke every usable credential of a locked agent; returns how many. */
 int
 am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz now)

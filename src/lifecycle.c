@@ -289,14 +289,6 @@ static AmPlan apply_plan = {
 	8, {TEXTOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
-/* Prepare lifecycle.c's statements that the maintenance pass uses (worker warm-up). */
-void
-am_lifecycle_prepare_plans(void)
-{
-	(void) am_prepare(&lock_plan);
-	(void) am_prepare(&apply_plan);
-}
-
 typedef struct AmChange
 {
 	bool		set_owner;

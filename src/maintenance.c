@@ -185,34 +185,6 @@ static AmPlan seals_plan = {
 	0, {InvalidOid}
 };
 
-/*
- * Prepare every statement a pass can run, so that a worker builds its plans
- * (and the relation and catalog cache entries they need) once at start, not
- * at the first pass that happens to have that kind of work: its memory is
- * then flat from the first pass on.
- */
-void
-am_pass_prepare_plans(void)
-{
-	AmPlan	   *const own[] = {
-		&candidates_plan, &decommission_batch_plan, &heartbeat_batch_plan,
-		&heartbeat_missed_plan, &last_seal_plan, &snapshot_xmin_plan,
-		&seal_events_plan, &insert_seal_plan
-	};
-	AmPriv		priv;
-	int			i;
-
-	am_connect(&priv);
-	for (i = 0; i < lengthof(own); i++)
-		(void) am_prepare(own[i]);
-	am_orphans_prepare_plans();
-	am_lifecycle_prepare_plans();
-	am_credentials_prepare_plans();
-	am_audit_prepare_plans();
-	am_policy_prepare_plans();
-	am_finish(&priv);
-}
-
 /* ----------------------------------------------------------------
  * Seals
  * ----------------------------------------------------------------

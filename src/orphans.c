@@ -137,15 +137,6 @@ static AmPlan mark_expired_plan = {
 	1, {TEXTOID}
 };
 
-/* Prepare orphans.c's statements that the maintenance pass uses (worker warm-up). */
-void
-am_orphans_prepare_plans(void)
-{
-	(void) am_prepare(&am_orphan_batch_plan);
-	(void) am_prepare(&rotation_state_plan);
-	(void) am_prepare(&mark_expired_plan);
-}
-
 
 /*
  * Apply the rotation policy to one active agent as of a time (inside

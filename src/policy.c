@@ -38,13 +38,6 @@ static AmPlan policy_plan = {
 	1, {TEXTOID}
 };
 
-/* Prepare policy.c's statements that the maintenance pass uses (worker warm-up). */
-void
-am_policy_prepare_plans(void)
-{
-	(void) am_prepare(&policy_plan);
-}
-
 /* agentmesh.policies, whose invalidations empty the cache */
 static Oid	policies_relid = InvalidOid;
 

@@ -812,7 +812,6 @@ am_worker_main(Datum main_arg)
 	Oid			dboid = InvalidOid;
 	MemoryContext ctx;
 	TimestampTz last_start = 0;
-	bool		plans_prepared = false;
 
 	my_slot = DatumGetInt32(main_arg);
 	memcpy(&my_generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
@@ -878,16 +877,6 @@ am_worker_main(Datum main_arg)
 			proc_exit(0);		/* the launcher decides about a restart */
 		if (!extension_present())
 			worker_exit_no_extension();
-		if (!plans_prepared)
-		{
-			/* every statement of a pass, prepared once: steady memory from pass 1 */
-			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			am_pass_prepare_plans();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			plans_prepared = true;
-		}
 		MemoryContextSwitchTo(ctx);
 
 		now = GetCurrentTimestamp();
