@@ -51,7 +51,7 @@ SELECT agent_id = :'a1' AS same_id, name, owner, purpose, agent_type, state, pol
 	   heartbeat_count, credential_id IS NULL AS no_credential
   FROM agentmesh.lm_get(:'a1');
 SELECT (agentmesh.lm_get(:'a1')).state AS a1_state, (agentmesh.lm_get(:'a3')).state AS a3_state;
-SELECT agentmesh.lm_get('agent:00000000000000000000000000000000') IS NULL AS unknown_is_null,
+SELECT agentmesh.lm_get('agent:does-not-exist') IS NULL AS unknown_is_null,
 	   agentmesh.lm_get('no-such-agent') IS NULL AS garbage_is_null,
 	   agentmesh.lm_get(upper(:'a1')) IS NULL AS ids_are_case_sensitive;
 SELECT count(*) AS rows_for_unknown FROM agentmesh.lm_get('agent:nope') WHERE agent_id IS NOT NULL;
@@ -110,7 +110,7 @@ SELECT count(*) FROM agentmesh.lm_list_by_owner('   ');
 SELECT count(*) FROM agentmesh.lm_list_by_owner(repeat('o', 1001));
 SELECT count(*) FROM agentmesh.lm_audit_trail(NULL);
 SELECT count(*) FROM agentmesh.lm_audit_trail('');
-SELECT count(*) FROM agentmesh.lm_audit_trail('agent:00000000000000000000000000000000');
+SELECT count(*) FROM agentmesh.lm_audit_trail('agent:does-not-exist');
 SELECT count(*) FROM agentmesh.lm_audit_trail(upper(:'a1'));
 \set VERBOSITY terse
 SELECT agentmesh.lm_audit_trail('agent:nope');
