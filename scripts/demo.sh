@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's demo command:   sudo bash scripts/demo.sh   (or as root: bash scripts/demo.sh)
+# The project's demo command:   bash scripts/demo.sh   (as root, or as a user with sudo)
 #
 # Installs the packages, builds and installs the extension (same steps as
 # scripts/test.sh), then starts a throwaway PostgreSQL 15 cluster, creates the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command:   sudo bash scripts/test.sh   (or as root: bash scripts/test.sh)
+# The project's test command:   bash scripts/test.sh   (as root, or as a user with sudo)
 #
 # On a fresh Debian 12 machine this installs the build/test packages, builds
 # and installs the extension, then runs every test suite and prints one final
