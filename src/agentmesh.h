@@ -147,7 +147,6 @@ extern bytea *am_bytea(const uint8 *data, int len);
 extern Oid	am_type_oid(const char *typname);
 extern Datum am_text_datum(const char *s);
 extern char *am_getcol_text(int col);
-extern bool am_getcol_isnull(int col);
 extern Datum am_getcol(int col, bool *isnull);
 
 /* ---- validate (lifecycle.c) ---- */

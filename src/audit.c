@@ -569,25 +569,8 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 		}
 
 		if (ev == AM_EV_OWNER_CHANGED)
-		{
-			StringInfoData js;
-			char	   *old_owner = oldtup ? col_text(oldtup, desc, "owner") : NULL;
-			char	   *new_owner = col_text(newtup, desc, "owner");
-
-			initStringInfo(&js);
-			appendStringInfoString(&js, "{\"old_owner\": ");
-			if (old_owner)
-				escape_json(&js, old_owner);
-			else
-				appendStringInfoString(&js, "null");
-			appendStringInfoString(&js, ", \"new_owner\": ");
-			if (new_owner)
-				escape_json(&js, new_owner);
-			else
-				appendStringInfoString(&js, "null");
-			appendStringInfoChar(&js, '}');
-			details = jsonb_from_cstring(js.data);
-		}
+			details = am_details2("old_owner", oldtup ? col_text(oldtup, desc, "owner") : NULL,
+								  "new_owner", col_text(newtup, desc, "owner"));
 		else if (ev == AM_EV_DECOMMISSIONED)
 			details = jsonb_from_cstring(psprintf("{\"credentials_revoked\": %d}",
 												  revoked < 0 ? 0 : revoked));

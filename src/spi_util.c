@@ -179,15 +179,6 @@ am_getcol(int col, bool *isnull)
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
 }
 
-bool
-am_getcol_isnull(int col)
-{
-	bool		isnull;
-
-	(void) am_getcol(col, &isnull);
-	return isnull;
-}
-
 /* Text value of a column, palloc'd in the caller's (upper) context; NULL if null. */
 char *
 am_getcol_text(int col)
