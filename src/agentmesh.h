@@ -138,6 +138,8 @@ typedef struct AmPriv
 
 extern Oid	am_extension_owner(void);
 extern void am_prevent_on_standby(const char *funcname);
+extern int	am_attnum(TupleDesc desc, const char *name);
+extern Datum am_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull);
 extern void am_connect(AmPriv *priv);
 extern void am_finish(AmPriv *priv);
 extern SPIPlanPtr am_prepare(AmPlan *p);
@@ -204,7 +206,11 @@ typedef struct AmPolicy
 	Interval	rotation_overlap;
 } AmPolicy;
 
+#define AM_NUM_POLICY_COLUMNS 13
+extern const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS];
+
 extern bool am_load_policy(const char *name, AmPolicy *pol);
+extern void am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name);
 extern void am_policy_cache_init(void);
 extern void am_policy_changed(Oid policies_relid);
 

@@ -273,27 +273,11 @@ append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent e
  * Tuple helpers
  * ----------------------------------------------------------------
  */
-static int
-attnum(TupleDesc desc, const char *name)
-{
-	int			n = SPI_fnumber(desc, name);
-
-	if (n <= 0)
-		elog(ERROR, "column \"%s\" is missing from the table", name);
-	return n;
-}
-
-static Datum
-col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
-{
-	return heap_getattr(tup, attnum(desc, name), desc, isnull);
-}
-
 static char *
 col_text(HeapTuple tup, TupleDesc desc, const char *name)
 {
 	bool		isnull;
-	Datum		d = col(tup, desc, name, &isnull);
+	Datum		d = am_col(tup, desc, name, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -304,8 +288,8 @@ read_chain(HeapTuple tup, TupleDesc desc, AmChain *chain)
 	bool		isnull;
 	Datum		d;
 
-	chain->seq = DatumGetInt64(col(tup, desc, "audit_seq", &isnull));
-	d = col(tup, desc, "audit_head", &isnull);
+	chain->seq = DatumGetInt64(am_col(tup, desc, "audit_seq", &isnull));
+	d = am_col(tup, desc, "audit_head", &isnull);
 	chain->has_head = !isnull;
 	if (!isnull)
 	{
@@ -321,7 +305,7 @@ read_chain(HeapTuple tup, TupleDesc desc, AmChain *chain)
 static bool
 col_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
 {
-	int			n = attnum(desc, name);
+	int			n = am_attnum(desc, name);
 	Form_pg_attribute att = TupleDescAttr(desc, n - 1);
 	bool		na;
 	bool		nb;
@@ -424,7 +408,7 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		to = am_state_from_datum(col(newtup, desc, "state", &isnull));
+		to = am_state_from_datum(am_col(newtup, desc, "state", &isnull));
 	}
 
 	if (oldtup == NULL)
@@ -474,7 +458,7 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 		char	   *old_id = col_text(oldtup, desc, "agent_id");
 		bool		isnull;
 
-		from = am_state_from_datum(col(oldtup, desc, "state", &isnull));
+		from = am_state_from_datum(am_col(oldtup, desc, "state", &isnull));
 		if (strcmp(old_id, agent_id) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -588,43 +572,43 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 	am_finish(&priv);
 
 	/* Derived columns, set here so that plain SQL gets them too. */
-	cols[ncols] = attnum(desc, "audit_seq");
+	cols[ncols] = am_attnum(desc, "audit_seq");
 	vals[ncols] = Int64GetDatum(chain.seq);
 	nulls[ncols++] = false;
-	cols[ncols] = attnum(desc, "audit_head");
+	cols[ncols] = am_attnum(desc, "audit_head");
 	vals[ncols] = chain.has_head ? PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	nulls[ncols++] = !chain.has_head;
 	if (op != AM_OP_HEARTBEAT)
 	{
-		cols[ncols] = attnum(desc, "updated_at");
+		cols[ncols] = am_attnum(desc, "updated_at");
 		vals[ncols] = TimestampTzGetDatum(now);
 		nulls[ncols++] = false;
 	}
 	if (oldtup == NULL)
 	{
-		cols[ncols] = attnum(desc, "created_at");
+		cols[ncols] = am_attnum(desc, "created_at");
 		vals[ncols] = TimestampTzGetDatum(now);
 		nulls[ncols++] = false;
-		cols[ncols] = attnum(desc, "requested_by");
+		cols[ncols] = am_attnum(desc, "requested_by");
 		vals[ncols] = CStringGetTextDatum(actor);
 		nulls[ncols++] = false;
 	}
 	if (to == AM_ACTIVE && from != AM_ACTIVE)
 	{
-		cols[ncols] = attnum(desc, "activated_at");
+		cols[ncols] = am_attnum(desc, "activated_at");
 		vals[ncols] = TimestampTzGetDatum(now);
 		nulls[ncols++] = false;
 	}
 	if (to == AM_DECOMMISSIONED && from != AM_DECOMMISSIONED)
 	{
-		cols[ncols] = attnum(desc, "decommissioned_at");
+		cols[ncols] = am_attnum(desc, "decommissioned_at");
 		vals[ncols] = TimestampTzGetDatum(now);
 		nulls[ncols++] = false;
 		if (revoked >= 0)
 		{
-			cols[ncols] = attnum(desc, "credential_id");
+			cols[ncols] = am_attnum(desc, "credential_id");
 			nulls[ncols++] = true;
-			cols[ncols] = attnum(desc, "credential_expires_at");
+			cols[ncols] = am_attnum(desc, "credential_expires_at");
 			nulls[ncols++] = true;
 		}
 	}
@@ -633,10 +617,10 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 
 keep_chain:
 	/* plain-SQL liveness update: keep the chain head as it was */
-	cols[0] = attnum(desc, "audit_seq");
+	cols[0] = am_attnum(desc, "audit_seq");
 	vals[0] = Int64GetDatum(chain.seq);
 	nulls[0] = false;
-	cols[1] = attnum(desc, "audit_head");
+	cols[1] = am_attnum(desc, "audit_head");
 	vals[1] = chain.has_head ? PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH)) : (Datum) 0;
 	nulls[1] = !chain.has_head;
 	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 2, cols, vals, nulls));
@@ -646,88 +630,7 @@ keep_chain:
  * policies trigger
  * ----------------------------------------------------------------
  */
-static const char *const policy_columns[] = {
-	"require_approval", "require_owner", "require_distinct_approver",
-	"heartbeat_interval", "orphan_threshold", "max_inactive_days",
-	"max_credential_ttl", "rotation_overlap", "auto_rotate",
-	"revoke_on_decommission", "heartbeat_requires_token", "audit_heartbeats",
-	"auto_decommission"
-};
-
 static bool restoring_policy = false;
-
-static bool
-interval_positive(Datum iv)
-{
-	Interval	zero;
-
-	memset(&zero, 0, sizeof(zero));
-	return DatumGetBool(DirectFunctionCall2(interval_gt, iv, IntervalPGetDatum(&zero)));
-}
-
-/*
- * Reject nonsense with 22023 before the CHECK constraints (which remain as
- * a backstop) would report it as a bare 23514.
- */
-static void
-validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
-{
-	bool		isnull;
-	Datum		ttl;
-	Datum		overlap;
-	Interval	limit;
-	int32		days;
-	const char *bad = NULL;
-	const char *why = NULL;
-	int			i;
-
-	/* every setting is required; say so before comparing anything */
-	for (i = 0; i < lengthof(policy_columns); i++)
-	{
-		(void) col(tup, desc, policy_columns[i], &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s of policy \"%s\" must not be null", policy_columns[i], name)));
-	}
-	ttl = col(tup, desc, "max_credential_ttl", &isnull);
-	overlap = col(tup, desc, "rotation_overlap", &isnull);
-
-	if ((strlen(name) == 0 || strlen(name) > 63 ||
-					strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name) ||
-					!(name[0] >= 'a' && name[0] <= 'z')))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid policy name \"%s\"", name),
-				 errhint("Policy names are 1 to 63 characters: a lower-case letter, then lower-case letters, digits, \"_\", \".\" or \"-\".")));
-
-	if (!interval_positive(col(tup, desc, "heartbeat_interval", &isnull)))
-		bad = "heartbeat_interval", why = "must be positive";
-	else if (!interval_positive(col(tup, desc, "orphan_threshold", &isnull)))
-		bad = "orphan_threshold", why = "must be positive";
-	else if (!interval_positive(ttl))
-		bad = "max_credential_ttl", why = "must be positive";
-	else
-	{
-		memset(&limit, 0, sizeof(limit));
-		limit.day = 366;
-		if (DatumGetBool(DirectFunctionCall2(interval_gt, ttl, IntervalPGetDatum(&limit))))
-			bad = "max_credential_ttl", why = "must not exceed 366 days";
-		else if (DatumGetBool(DirectFunctionCall2(interval_lt, overlap,
-												  IntervalPGetDatum(&(Interval) {0}))))
-			bad = "rotation_overlap", why = "must not be negative";
-		else if (!DatumGetBool(DirectFunctionCall2(interval_lt, overlap, ttl)))
-			bad = "rotation_overlap", why = "must be shorter than max_credential_ttl";
-	}
-	days = DatumGetInt32(col(tup, desc, "max_inactive_days", &isnull));
-	if (bad == NULL && (days <= 0 || days > 36500))
-		bad = "max_inactive_days", why = "must be between 1 and 36500";
-	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for %s in policy \"%s\"", bad, name),
-				 errdetail("The value %s.", why)));
-}
 
 PG_FUNCTION_INFO_V1(agentmesh_policies_guard);
 Datum
@@ -827,7 +730,7 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 			}
 			return PointerGetDatum(newtup);
 		}
-		validate_policy(newtup, desc, name);
+		am_validate_policy(newtup, desc, name);
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"insert\"}");
 	}
@@ -842,13 +745,13 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 					 errmsg("policy \"%s\" cannot be renamed", old_name),
 					 errhint("Create a policy with the new name instead.")));
 		read_chain(oldtup, desc, &chain);
-		validate_policy(newtup, desc, name);
+		am_validate_policy(newtup, desc, name);
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
-		for (i = 0; i < lengthof(policy_columns); i++)
-			if (col_changed(oldtup, newtup, desc, policy_columns[i]))
+		for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
+			if (col_changed(oldtup, newtup, desc, am_policy_columns[i]))
 			{
-				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", policy_columns[i]);
+				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);
 				any = true;
 			}
 		appendStringInfoString(&js, "]}");
@@ -866,14 +769,14 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 				 AM_STATE_NONE, AM_STATE_NONE, jsonb_from_cstring(js.data));
 	am_finish(&priv);
 
-	cols[0] = attnum(desc, "audit_seq");
+	cols[0] = am_attnum(desc, "audit_seq");
 	vals[0] = Int64GetDatum(chain.seq);
-	cols[1] = attnum(desc, "audit_head");
+	cols[1] = am_attnum(desc, "audit_head");
 	vals[1] = PointerGetDatum(am_bytea(chain.head, PG_SHA256_DIGEST_LENGTH));
-	cols[2] = attnum(desc, "updated_at");
+	cols[2] = am_attnum(desc, "updated_at");
 	vals[2] = TimestampTzGetDatum(now);
-	cols[3] = attnum(desc, "created_at");
-	vals[3] = oldtup ? col(oldtup, desc, "created_at", &nulls[3]) : TimestampTzGetDatum(now);
+	cols[3] = am_attnum(desc, "created_at");
+	vals[3] = oldtup ? am_col(oldtup, desc, "created_at", &nulls[3]) : TimestampTzGetDatum(now);
 	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 4, cols, vals, nulls));
 }
 

@@ -238,7 +238,7 @@ agent_is_active(Datum agent_id)
 	bool		active = false;
 
 	/* systable scans take heap attribute numbers */
-	ScanKeyInit(&key, SPI_fnumber(RelationGetDescr(rel), "agent_id"),
+	ScanKeyInit(&key, am_attnum(RelationGetDescr(rel), "agent_id"),
 				BTEqualStrategyNumber, F_TEXTEQ, agent_id);
 	scan = systable_beginscan(rel, am_relid("agents_pkey"), true,
 							  GetActiveSnapshot(), 1, &key);
@@ -246,7 +246,7 @@ agent_is_active(Datum agent_id)
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
-		Datum		st = heap_getattr(tup, SPI_fnumber(desc, "state"), desc, &isnull);
+		Datum		st = am_col(tup, desc, "state", &isnull);
 
 		active = !isnull && am_state_from_datum(st) == AM_ACTIVE;
 	}
@@ -283,7 +283,7 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 
 	rel = table_open(am_relid("credentials"), AccessShareLock);
 	desc = RelationGetDescr(rel);
-	ScanKeyInit(&key, SPI_fnumber(desc, "token_hash"), BTEqualStrategyNumber, F_BYTEAEQ,
+	ScanKeyInit(&key, am_attnum(desc, "token_hash"), BTEqualStrategyNumber, F_BYTEAEQ,
 				PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH)));
 	scan = systable_beginscan(rel, am_relid("credentials_token_hash_key"), true,
 							  GetActiveSnapshot(), 1, &key);
@@ -294,12 +294,12 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 		TimestampTz issued;
 		TimestampTz expires;
 
-		(void) heap_getattr(tup, SPI_fnumber(desc, "revoked_at"), desc, &revoked_null);
-		issued = DatumGetTimestampTz(heap_getattr(tup, SPI_fnumber(desc, "issued_at"), desc, &isnull));
-		expires = DatumGetTimestampTz(heap_getattr(tup, SPI_fnumber(desc, "expires_at"), desc, &isnull));
+		(void) am_col(tup, desc, "revoked_at", &revoked_null);
+		issued = DatumGetTimestampTz(am_col(tup, desc, "issued_at", &isnull));
+		expires = DatumGetTimestampTz(am_col(tup, desc, "expires_at", &isnull));
 		if (revoked_null && issued <= as_of && as_of < expires)
 		{
-			agent = datumCopy(heap_getattr(tup, SPI_fnumber(desc, "agent_id"), desc, &isnull),
+			agent = datumCopy(am_col(tup, desc, "agent_id", &isnull),
 							  false, -1);
 			found = true;
 		}

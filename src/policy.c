@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * policy.c
- *		Reading lifecycle policies, through a per-backend cache.
+ *		Reading lifecycle policies, through a per-backend cache, and
+ *		validating their settings.
  *
  * Policies change rarely and are read on every heartbeat, so each backend
  * keeps the ones it has read.  The policies trigger (audit.c) sends a
@@ -15,7 +16,9 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -28,6 +31,15 @@ typedef struct PolicyEntry
 	char		name[NAMEDATALEN * 2];	/* hash key; names are at most 63 bytes */
 	AmPolicy	policy;
 } PolicyEntry;
+
+/* the settings of a policy: all required; the trigger lists the changed ones */
+const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS] = {
+	"require_approval", "require_owner", "require_distinct_approver",
+	"heartbeat_interval", "orphan_threshold", "max_inactive_days",
+	"max_credential_ttl", "rotation_overlap", "auto_rotate",
+	"revoke_on_decommission", "heartbeat_requires_token", "audit_heartbeats",
+	"auto_decommission"
+};
 
 static HTAB *policy_cache = NULL;
 
@@ -134,4 +146,81 @@ am_load_policy(const char *name, AmPolicy *pol)
 		entry->policy = *pol;
 	}
 	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Validation
+ * ----------------------------------------------------------------
+ */
+static bool
+interval_positive(Datum iv)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return DatumGetBool(DirectFunctionCall2(interval_gt, iv, IntervalPGetDatum(&zero)));
+}
+
+/*
+ * Reject nonsense with 22023 (and a missing setting with 22004) before the
+ * CHECK constraints, which remain as a backstop, would report it as a bare
+ * 23514.  Called by the policies trigger on every INSERT and UPDATE.
+ */
+void
+am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		ttl;
+	Datum		overlap;
+	Interval	limit;
+	int32		days;
+	const char *bad = NULL;
+	const char *why = NULL;
+	int			i;
+
+	/* every setting is required; say so before comparing anything */
+	for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
+	{
+		(void) am_col(tup, desc, am_policy_columns[i], &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s of policy \"%s\" must not be null", am_policy_columns[i], name)));
+	}
+	ttl = am_col(tup, desc, "max_credential_ttl", &isnull);
+	overlap = am_col(tup, desc, "rotation_overlap", &isnull);
+
+	if ((strlen(name) == 0 || strlen(name) > 63 ||
+					strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name) ||
+					!(name[0] >= 'a' && name[0] <= 'z')))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid policy name \"%s\"", name),
+				 errhint("Policy names are 1 to 63 characters: a lower-case letter, then lower-case letters, digits, \"_\", \".\" or \"-\".")));
+
+	if (!interval_positive(am_col(tup, desc, "heartbeat_interval", &isnull)))
+		bad = "heartbeat_interval", why = "must be positive";
+	else if (!interval_positive(am_col(tup, desc, "orphan_threshold", &isnull)))
+		bad = "orphan_threshold", why = "must be positive";
+	else if (!interval_positive(ttl))
+		bad = "max_credential_ttl", why = "must be positive";
+	else
+	{
+		memset(&limit, 0, sizeof(limit));
+		limit.day = 366;
+		if (DatumGetBool(DirectFunctionCall2(interval_gt, ttl, IntervalPGetDatum(&limit))))
+			bad = "max_credential_ttl", why = "must not exceed 366 days";
+		else if (interval_positive(DirectFunctionCall1(interval_um, overlap)))
+			bad = "rotation_overlap", why = "must not be negative";
+		else if (!DatumGetBool(DirectFunctionCall2(interval_lt, overlap, ttl)))
+			bad = "rotation_overlap", why = "must be shorter than max_credential_ttl";
+	}
+	days = DatumGetInt32(am_col(tup, desc, "max_inactive_days", &isnull));
+	if (bad == NULL && (days <= 0 || days > 36500))
+		bad = "max_inactive_days", why = "must be between 1 and 36500";
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for %s in policy \"%s\"", bad, name),
+				 errdetail("The value %s.", why)));
 }

@@ -207,3 +207,21 @@ am_prevent_on_standby(const char *funcname)
 				 errdetail("This server is a hot standby; lifecycle changes are made on the primary."),
 				 errhint("Connect to the primary to change agents; reads such as lm_get() and lm_verify_credential() work here.")));
 }
+
+/* Attribute number of a column by name; the column must exist. */
+int
+am_attnum(TupleDesc desc, const char *name)
+{
+	int			n = SPI_fnumber(desc, name);
+
+	if (n <= 0)
+		elog(ERROR, "column \"%s\" is missing from the table", name);
+	return n;
+}
+
+/* A column of a tuple by name. */
+Datum
+am_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+{
+	return heap_getattr(tup, am_attnum(desc, name), desc, isnull);
+}
