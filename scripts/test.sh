@@ -201,39 +201,35 @@ log "staging sources for user ${PG_USER}"
 stage_source "${WORKDIR}"
 build_and_install "${WORKDIR}"
 
-# --- stage 1: pg_regress -----------------------------------------------------
-
-regress_tests="$(make_var REGRESS)"
-if [[ -z ${regress_tests// /} ]]; then
-    log "regress: no tests (sql/<test>.sql) - skipped"
-else
-    log "regress: ${regress_tests}"
-    rc=0
-    run_stage "${LOGDIR}/regress.log" make "${MAKE_ARGS[@]}" installcheck ISOLATION= TAP_TESTS= || rc=$?
-    read -r p f < <(count_pg_regress "${LOGDIR}/regress.log")
-    add_counts regress "${p}" "${f}" "${rc}"
-    if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
-        show_file "regress diffs" "${WORKDIR}/regression.diffs" 600 head
-        show_file "regress server log" "${WORKDIR}/log/postmaster.log" 60
+# --- stages 1 and 2: pg_regress and the isolation tester ------------------------
+#
+# Both are "make installcheck" with the other suites switched off, both print
+# pg_regress's per-test lines, and both leave a regression.diffs and a
+# postmaster.log behind: one function runs either.
+#   $1 stage name, $2 Makefile variable listing its tests, $3 where its tests
+#   live (for the "skipped" message), $4 its output directory, $5... the make
+#   overrides that switch the other suites off
+pg_regress_stage() {
+    local name=$1 var=$2 where=$3 outdir=$4
+    shift 4
+    local tests rc=0 p f
+    tests="$(make_var "${var}")"
+    if [[ -z ${tests// /} ]]; then
+        log "${name}: no tests (${where}) - skipped"
+        return
     fi
-fi
-
-# --- stage 2: isolation tester -----------------------------------------------
-
-isolation_tests="$(make_var ISOLATION)"
-if [[ -z ${isolation_tests// /} ]]; then
-    log "isolation: no tests (test/specs/*.spec) - skipped"
-else
-    log "isolation: ${isolation_tests}"
-    rc=0
-    run_stage "${LOGDIR}/isolation.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= TAP_TESTS= || rc=$?
-    read -r p f < <(count_pg_regress "${LOGDIR}/isolation.log")
-    add_counts isolation "${p}" "${f}" "${rc}"
+    log "${name}: ${tests}"
+    run_stage "${LOGDIR}/${name}.log" make "${MAKE_ARGS[@]}" installcheck "$@" || rc=$?
+    read -r p f < <(count_pg_regress "${LOGDIR}/${name}.log")
+    add_counts "${name}" "${p}" "${f}" "${rc}"
     if [[ ${rc} -ne 0 || ${f} -ne 0 ]]; then
-        show_file "isolation diffs" "${WORKDIR}/output_iso/regression.diffs" 600 head
-        show_file "isolation server log" "${WORKDIR}/output_iso/log/postmaster.log" 60
+        show_file "${name} diffs" "${outdir}/regression.diffs" 600 head
+        show_file "${name} server log" "${outdir}/log/postmaster.log" 60
     fi
-fi
+}
+
+pg_regress_stage regress REGRESS "sql/<test>.sql" "${WORKDIR}" ISOLATION= TAP_TESTS=
+pg_regress_stage isolation ISOLATION "test/specs/*.spec" "${WORKDIR}/output_iso" REGRESS= TAP_TESTS=
 
 # --- stage 3: TAP --------------------------------------------------------------
 
