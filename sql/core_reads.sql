@@ -8,13 +8,7 @@
 CREATE EXTENSION agentmesh_lifecycle;
 \set VERBOSITY terse
 
--- Fingerprint of every table of the extension, to show that nothing changed.
-CREATE FUNCTION pg_temp.fp() RETURNS text LANGUAGE sql AS $$
-	SELECT md5(coalesce((SELECT string_agg(a::text, ',' ORDER BY agent_id) FROM agentmesh.agents a), ''))
-		|| md5(coalesce((SELECT string_agg(c::text, ',' ORDER BY credential_id) FROM agentmesh.credentials c), ''))
-		|| md5(coalesce((SELECT string_agg(e::text, ',' ORDER BY event_id) FROM agentmesh.audit_events e), ''))
-		|| md5(coalesce((SELECT string_agg(p::text, ',' ORDER BY name) FROM agentmesh.policies p), ''))
-$$;
+\i test/fingerprint.sql
 
 -- an empty fleet
 SELECT agentmesh.lm_summary();
