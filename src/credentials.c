@@ -218,9 +218,9 @@ am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz 
 
 /* The relation of that name in schema agentmesh. */
 static Oid
-am_relid(const char *relname)
+am_relid(Oid nsp, const char *relname)
 {
-	Oid			relid = get_relname_relid(relname, get_namespace_oid(AM_SCHEMA, false));
+	Oid			relid = get_relname_relid(relname, nsp);
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "relation %s.%s does not exist", AM_SCHEMA, relname);
@@ -229,9 +229,9 @@ am_relid(const char *relname)
 
 /* Is the agent's state active?  (Primary-key lookup, caller's snapshot.) */
 static bool
-agent_is_active(Datum agent_id)
+agent_is_active(Oid nsp, Datum agent_id)
 {
-	Relation	rel = table_open(am_relid("agents"), AccessShareLock);
+	Relation	rel = table_open(am_relid(nsp, "agents"), AccessShareLock);
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
@@ -240,7 +240,7 @@ agent_is_active(Datum agent_id)
 	/* systable scans take heap attribute numbers */
 	ScanKeyInit(&key, am_attnum(RelationGetDescr(rel), "agent_id"),
 				BTEqualStrategyNumber, F_TEXTEQ, agent_id);
-	scan = systable_beginscan(rel, am_relid("agents_pkey"), true,
+	scan = systable_beginscan(rel, am_relid(nsp, "agents_pkey"), true,
 							  GetActiveSnapshot(), 1, &key);
 	if ((tup = systable_getnext(scan)) != NULL)
 	{
@@ -277,15 +277,17 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 	HeapTuple	tup;
 	Datum		agent = (Datum) 0;
 	bool		found = false;
+	Oid			nsp;
 
 	if (!am_token_hash(token, h))
 		return NULL;
 
-	rel = table_open(am_relid("credentials"), AccessShareLock);
+	nsp = get_namespace_oid(AM_SCHEMA, false);
+	rel = table_open(am_relid(nsp, "credentials"), AccessShareLock);
 	desc = RelationGetDescr(rel);
 	ScanKeyInit(&key, am_attnum(desc, "token_hash"), BTEqualStrategyNumber, F_BYTEAEQ,
 				PointerGetDatum(am_bytea(h, PG_SHA256_DIGEST_LENGTH)));
-	scan = systable_beginscan(rel, am_relid("credentials_token_hash_key"), true,
+	scan = systable_beginscan(rel, am_relid(nsp, "credentials_token_hash_key"), true,
 							  GetActiveSnapshot(), 1, &key);
 	if ((tup = systable_getnext(scan)) != NULL)
 	{
@@ -307,7 +309,7 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
-	if (!found || (require_active && !agent_is_active(agent)))
+	if (!found || (require_active && !agent_is_active(nsp, agent)))
 		return NULL;
 	return TextDatumGetCString(agent);
 }
