@@ -137,6 +137,7 @@ typedef struct AmPriv
 } AmPriv;
 
 extern Oid	am_extension_owner(void);
+extern Oid	am_relid(Oid nsp, const char *relname);
 extern void am_prevent_on_standby(const char *funcname);
 extern int	am_attnum(TupleDesc desc, const char *name);
 extern Datum am_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull);
@@ -150,6 +151,22 @@ extern Oid	am_type_oid(const char *typname);
 extern Datum am_text_datum(const char *s);
 extern char *am_getcol_text(int col);
 extern Datum am_getcol(int col, bool *isnull);
+
+/* ---- agent_row.c: one agent row updated without the planner ---- */
+
+typedef struct AmAgentRow
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	EPQState	epq;
+	TupleTableSlot *slot;		/* the locked row version */
+} AmAgentRow;
+
+extern bool am_agent_row_lock(AmAgentRow *row, const char *agent_id);
+extern Datum am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull);
+extern bool am_agent_row_heartbeat(AmAgentRow *row, Datum *result);
+extern void am_agent_row_close(AmAgentRow *row);
 
 /* ---- validate (lifecycle.c) ---- */
 

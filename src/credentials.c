@@ -216,17 +216,6 @@ am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz 
 	return (int) SPI_processed;
 }
 
-/* The relation of that name in schema agentmesh. */
-static Oid
-am_relid(Oid nsp, const char *relname)
-{
-	Oid			relid = get_relname_relid(relname, nsp);
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation %s.%s does not exist", AM_SCHEMA, relname);
-	return relid;
-}
-
 /* Is the agent's state active?  (Primary-key lookup, caller's snapshot.) */
 static bool
 agent_is_active(Oid nsp, Datum agent_id)

@@ -242,11 +242,21 @@ typedef struct AmAgent
 	char	   *credential_id;
 } AmAgent;
 
+static void agent_not_found(const char *agent_id) pg_attribute_noreturn();
+
 static AmPlan lock_plan = {
 	"SELECT state::text, policy, owner, requested_by, credential_id"
 	"  FROM agentmesh.agents WHERE agent_id = $1 FOR UPDATE",
 	1, {TEXTOID}
 };
+
+static void
+agent_not_found(const char *agent_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("agent \"%s\" does not exist", agent_id)));
+}
 
 /* Lock the agent row (inside am_connect); 42704 when there is none. */
 static void
@@ -256,9 +266,7 @@ lock_agent(const char *agent_id, AmAgent *a)
 
 	am_exec(&lock_plan, &arg, NULL, false, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("agent \"%s\" does not exist", agent_id)));
+		agent_not_found(agent_id);
 	a->agent_id = pstrdup(agent_id);
 	a->state = am_state_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	a->policy = am_getcol_text(2);
@@ -626,53 +634,39 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 }
 
 /*
- * lm_heartbeat(agent_id, token) — the hot path: one UPDATE, the policy's
- * flags from the backend's cache, nothing else unless the policy asks for a
- * token or an audit row.
+ * lm_heartbeat(agent_id, token) — the hot path: the agent row is found and
+ * updated directly (agent_row.c), the policy's flags come from the backend's
+ * policy cache (policy.c), and nothing else happens unless the policy asks
+ * for a token or an audit row.
  */
-static AmPlan heartbeat_plan = {
-	"UPDATE agentmesh.agents a SET last_heartbeat = now(), heartbeat_count = a.heartbeat_count + 1"
-	" WHERE a.agent_id = $1 AND a.state IN ('active', 'suspended', 'orphaned')"
-	" RETURNING a, a.policy",
-	1, {TEXTOID}
-};
-static AmPlan touch_plan = {
-	"UPDATE agentmesh.agents a SET heartbeat_count = a.heartbeat_count"
-	" WHERE a.agent_id = $1 RETURNING a",
-	1, {TEXTOID}
-};
-
 PG_FUNCTION_INFO_V1(lm_heartbeat);
 Datum
 lm_heartbeat(PG_FUNCTION_ARGS)
 {
 	char	   *agent_id = agent_id_arg(fcinfo);
-	Datum		arg = CStringGetTextDatum(agent_id);
 	AmPriv		priv;
 	AmPolicy	pol;
+	AmAgentRow	row;
+	AmState		state;
 	bool		isnull;
-	Datum		row;
+	Datum		result;
 
 	am_prevent_on_standby("lm_heartbeat()");
 	am_connect(&priv);
-	am_set_audit_context(AM_OP_HEARTBEAT, NULL, NULL);
-	am_exec(&heartbeat_plan, &arg, NULL, false, 0);
-	am_clear_audit_context();
-	if (SPI_processed == 0)
+	if (!am_agent_row_lock(&row, agent_id))
+		agent_not_found(agent_id);
+	state = am_state_from_datum(am_agent_row_col(&row, "state", &isnull));
+	if (!am_op_allowed(AM_OP_HEARTBEAT, state))
 	{
-		AmAgent		a;
-
-		lock_agent(agent_id, &a);	/* 42704 if unknown */
-		if (a.state == AM_DECOMMISSIONED)
+		am_agent_row_close(&row);
+		if (state == AM_DECOMMISSIONED)
 			ereport(WARNING,
 					(errmsg("heartbeat from decommissioned agent \"%s\"", agent_id),
 					 errdetail("A process still runs under an identity that was retired (a zombie agent)."),
 					 errhint("Find and stop the process; its credentials are no longer accepted.")));
-		am_report_wrong_state(AM_OP_HEARTBEAT, agent_id, a.state);
+		am_report_wrong_state(AM_OP_HEARTBEAT, agent_id, state);
 	}
-	row = am_getcol(1, &isnull);
-	/* the policy's flags come from the backend's policy cache (policy.c) */
-	if (!am_load_policy(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), &pol))
+	if (!am_load_policy(TextDatumGetCString(am_agent_row_col(&row, "policy", &isnull)), &pol))
 		elog(ERROR, "policy of agent \"%s\" is missing", agent_id);
 	if (pol.heartbeat_requires_token)
 	{
@@ -685,17 +679,20 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 					 errmsg("heartbeat for agent \"%s\" needs a valid credential of that agent", agent_id),
 					 errdetail("The agent's policy requires heartbeats to carry a token.")));
 	}
-	if (pol.audit_heartbeats)
-	{
-		am_set_audit_context(AM_OP_HEARTBEAT, GetUserNameFromId(GetSessionUserId(), false), NULL);
-		am_set_audit_heartbeat(true);
-		am_exec(&touch_plan, &arg, NULL, false, 0);
-		am_clear_audit_context();
-		row = am_getcol(1, &isnull);
-	}
-	row = SPI_datumTransfer(row, false, -1);
+	/* the agents trigger writes a heartbeat event only when the policy asks */
+	am_set_audit_context(AM_OP_HEARTBEAT,
+						 pol.audit_heartbeats ? GetUserNameFromId(GetSessionUserId(), false) : NULL,
+						 NULL);
+	am_set_audit_heartbeat(pol.audit_heartbeats);
+	if (!am_agent_row_heartbeat(&row, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("heartbeat of agent \"%s\" was not recorded", agent_id),
+				 errdetail("A BEFORE UPDATE trigger on agentmesh.agents skipped the row.")));
+	am_clear_audit_context();
+	result = SPI_datumTransfer(result, false, -1);
 	am_finish(&priv);
-	PG_RETURN_DATUM(row);
+	PG_RETURN_DATUM(result);
 }
 
 /* ----------------------------------------------------------------

@@ -52,6 +52,17 @@ am_extension_owner(void)
 	return owner;
 }
 
+/* The relation of that name in schema agentmesh (nsp). */
+Oid
+am_relid(Oid nsp, const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation %s.%s does not exist", AM_SCHEMA, relname);
+	return relid;
+}
+
 /*
  * Connect to SPI as the extension owner.  An error before am_finish() needs
  * no cleanup here: transaction abort restores the user id and pops the

@@ -21,8 +21,9 @@
 #               the worker (or of a backend calling lm_run_maintenance()
 #               repeatedly, when there is no worker) after 10 and 1000 passes.
 #   memory      only the worker memory check, on a small fleet (MEM_AGENTS)
-#               so that 1000 passes at naptime 1 s take ~17 minutes: RSS
-#               after 10, 100, 250, 500 and PASSES passes.
+#               in which every pass writes (missed heartbeats, rotations,
+#               seals), so that 1000 passes at naptime 1 s take ~17 minutes:
+#               RSS after 10, 100, 250, 500 and PASSES passes.
 #   all         throughput and scale.
 #
 # Environment (defaults in brackets):
@@ -46,6 +47,10 @@
 #   SCALE_PARTS="passes memory"  "passes" alone skips the worker memory
 #                      measurement and the heartbeat day
 #   MEM_AGENTS=N       fleet of the memory mode                 [2000]
+#   MEM_RATE=R         heartbeats/s during the memory mode      [50]
+#   MEM_IDLE=1         memory mode on an idle fleet instead (one burst of
+#                      missed heartbeats after 5 minutes: shows the one-time
+#                      growth of the first write pass)
 #   LOAD_JOBS=J        parallel loader sessions                 [2]
 #   SKIP_BUILD=1       use the extension already installed
 #   KEEP=1             keep the cluster directory (path printed)
@@ -82,6 +87,7 @@ DAY_MINUTES="${DAY_MINUTES:-5}"
 PASSES="${PASSES:-1000}"
 SCALE_PARTS="${SCALE_PARTS:-passes memory}"
 MEM_AGENTS="${MEM_AGENTS:-2000}"
+MEM_RATE="${MEM_RATE:-50}"
 LOAD_JOBS="${LOAD_JOBS:-2}"
 BATCH=50000
 RESULTS="${RESULTS:-${BENCH_DIR}/results}"
@@ -330,8 +336,8 @@ sizes() {
 }
 
 # VmRSS counts the shared buffers a process has touched; RssAnon is its
-# private memory (where a leak would show).  Printed as "VmRSS/RssAnon".
-rss_of() { as_pg awk '/^VmRSS/ {v = $2} /^RssAnon/ {a = $2} END {print v "/" a}' "/proc/$1/status"; }
+# private memory (where a leak would show).  Printed as "VmRSS/RssAnon/RssShmem".
+rss_of() { as_pg awk '/^VmRSS/ {v = $2} /^RssAnon/ {a = $2} /^RssShmem/ {s = $2} END {print v "/" a "/" s}' "/proc/$1/status"; }
 rss_pct() { awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, "/"); split(b, y, "/"); printf "VmRSS %+.1f%%, RssAnon %+.1f%%", (x[1] - y[1]) * 100 / y[1], (x[2] - y[2]) * 100 / y[2]}'; }
 
 scale() {
@@ -409,12 +415,12 @@ memory_and_day() {
         local base; base=$(wstatus passes); base=${base:-0}
         wait_passes $((base + 10))
         wp=$(wstatus pid); p10=$(wstatus passes); r10=$(rss_of "${wp}")
-        log "memory: worker ${wp} VmRSS/RssAnon ${r10} kB after ${p10} passes; heartbeat day runs meanwhile"
+        log "memory: worker ${wp} VmRSS/RssAnon/RssShmem ${r10} kB after ${p10} passes; heartbeat day runs meanwhile"
         heartbeat_day "${start_sizes}"
         log "memory: waiting for ${PASSES} passes (naptime 1 s)"
         wait_passes $((base + PASSES))
         pN=$(wstatus passes); rN=$(rss_of "$(wstatus pid)")
-        say "memory: worker pid ${wp} -> $(wstatus pid) (naptime 1 s, fleet ${SCALE_SMALL} agents, heartbeats running for part of it): VmRSS/RssAnon ${r10} kB after ${p10} passes, ${rN} kB after ${pN} passes ($(rss_pct "${rN}" "${r10}"); target within 10%)"
+        say "memory: worker pid ${wp} -> $(wstatus pid) (naptime 1 s, fleet ${SCALE_SMALL} agents, heartbeats running for part of it): VmRSS/RssAnon/RssShmem ${r10} kB after ${p10} passes, ${rN} kB after ${pN} passes ($(rss_pct "${rN}" "${r10}"); target within 10%)"
         say "  worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s last_error=%s', passes, errors, last_pass_duration, last_error) FROM agentmesh.worker_status WHERE datname = current_database()")"
         q "ALTER SYSTEM RESET agentmesh_lifecycle.naptime" >/dev/null
         q "ALTER SYSTEM SET agentmesh_lifecycle.enabled = off" >/dev/null
@@ -469,24 +475,51 @@ heartbeat_day() {
     say "day: autovacuum runs on agents: $(q "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'agentmesh.agents'::regclass")"
 }
 
+# memory_only: the worker's private memory over PASSES passes in which every
+# pass does write work.  The fleet's policy makes agents fall silent after 2 s
+# and credentials due for rotation every 20 s, and a rate-limited heartbeat
+# driver (MEM_RATE/s, uniform over the fleet) keeps agents coming back, so
+# each pass records missed heartbeats, seals the events of the last second and
+# every ~20th pass rotates the whole fleet.  A leak grows with that work.
+# The reference point is 10 passes after the regime starts: by then every code
+# path of a pass has run once (the first write pass fills the process's
+# catalog, relation and plan caches; that one-time step is measured
+# separately by MEM_IDLE=1, the idle-then-work fleet of earlier runs).
 memory_only() {
-    local out="${RESULTS}/memory-summary.txt" n wp r p
+    local out="${RESULTS}/memory-summary.txt" n wp r p base r10="" drv
     : >"${out}"
     say() { echo "$*" | tee -a "${out}"; }
     say "agentmesh_lifecycle benchmark (worker memory) - $(date -u '+%Y-%m-%d %H:%M UTC')"
     say "machine: nproc=${NPROC}, memory ${MEM}, CPU ${CPU}; PostgreSQL ${PGVER}; extension: ${CODE}"
+    if [[ ${MEM_IDLE:-0} != 1 ]]; then
+        q "UPDATE agentmesh.policies SET heartbeat_interval = '2 seconds', max_credential_ttl = '30 seconds',
+             rotation_overlap = '10 seconds' WHERE name = 'default'" >/dev/null
+    fi
     load_agents 1 "${MEM_AGENTS}"
+    if [[ ${MEM_IDLE:-0} == 1 ]]; then
+        say "fleet: ${MEM_AGENTS} active agents, default policy, no heartbeats (the passes find missed heartbeats once, after 5 minutes, then idle); naptime 1 s"
+    else
+        as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c 1 -j 1 -R "${MEM_RATE}" -T 100000 \
+            -D n="${MEM_AGENTS}" -f "${BENCH_DIR}/workloads/w1_heartbeat_ext.sql" bench \
+            >"${RAW}/memory_heartbeats.txt" 2>&1 &
+        drv=$!
+        # the fleet's credentials enter their rotation window 20 s after loading
+        sleep 20
+        say "fleet: ${MEM_AGENTS} active agents; policy: heartbeat_interval 2 s, max_credential_ttl 30 s, rotation_overlap 10 s; heartbeats at ${MEM_RATE}/s uniform over the fleet; naptime 1 s"
+    fi
+    base=$(wstatus passes); base=${base:-0}
     q "ALTER SYSTEM SET agentmesh_lifecycle.naptime = 1" >/dev/null
     q "SELECT pg_reload_conf()" >/dev/null
-    say "fleet: ${MEM_AGENTS} active agents (no heartbeats: the passes find missed heartbeats once, then idle); naptime 1 s"
     for n in 10 100 250 500 "${PASSES}"; do
         ((n > PASSES)) && continue
-        wait_passes "${n}"
-        wp=$(wstatus pid); p=$(wstatus passes); r=$(rss_of "${wp}")
-        [[ ${n} == 10 ]] && r10="${r}"
-        say "after ${p} passes: worker pid ${wp} VmRSS/RssAnon ${r} kB ($(rss_pct "${r}" "${r10}") vs 10 passes)"
+        wait_passes $((base + n))
+        wp=$(wstatus pid); p=$(($(wstatus passes) - base)); r=$(rss_of "${wp}")
+        [[ -z ${r10} ]] && r10="${r}"
+        say "after ${p} passes: worker pid ${wp} VmRSS/RssAnon/RssShmem ${r} kB ($(rss_pct "${r}" "${r10}") vs 10 passes)"
     done
-    say "worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s heartbeats_missed=%s seals=%s', passes, errors, last_pass_duration, heartbeats_missed, seals) FROM agentmesh.worker_status WHERE datname = current_database()")"
+    [[ -n ${drv:-} ]] && { kill "${drv}" 2>/dev/null || true; wait "${drv}" 2>/dev/null || true; }
+    say "worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s', passes, errors, last_pass_duration) FROM agentmesh.worker_status WHERE datname = current_database()")"
+    say "work done by the passes (audit events by type): $(q "SELECT string_agg(event_type || '=' || n, ', ' ORDER BY event_type) FROM (SELECT event_type::text, count(*) n FROM agentmesh.audit_events WHERE actor = 'agentmesh-maintenance' GROUP BY 1) x"); seals: $(q "SELECT count(*) FROM agentmesh.audit_seals")"
 }
 
 case "${MODE}" in
