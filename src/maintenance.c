@@ -618,9 +618,13 @@ orphan_batch(AmPass *pass)
 
 	for (i = 0; i < nrows; i++)
 	{
+		AmPriv		priv;
+
+		am_connect(&priv);		/* per agent: see am_pass_step() */
 		am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
 							am_details2("reason_codes", row_text(tt, i, 2),
 										"reason", row_text(tt, i, 3)));
+		am_finish(&priv);
 		pass->counts[AM_CNT_ORPHANED]++;
 	}
 	advance(pass);
@@ -635,11 +639,15 @@ decommission_batch(AmPass *pass)
 
 	for (i = 0; i < nrows; i++)
 	{
-		char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
-									  row_text(tt, i, 2), row_text(tt, i, 3));
+		AmPriv		priv;
+		char	   *reason;
 
+		am_connect(&priv);		/* per agent: see am_pass_step() */
+		reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
+						  row_text(tt, i, 2), row_text(tt, i, 3));
 		am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
 							am_details2("reason", reason, "policy_rule", "auto_decommission"));
+		am_finish(&priv);
 		pass->counts[AM_CNT_DECOMMISSIONED]++;
 	}
 	advance(pass);
@@ -654,8 +662,11 @@ heartbeat_batch(AmPass *pass)
 
 	for (i = 0; i < nrows; i++)
 	{
-		Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
+		AmPriv		priv;
+		Datum		id;
 
+		am_connect(&priv);		/* per agent: see am_pass_step() */
+		id = CStringGetTextDatum(row_text(tt, i, 1));
 		/* the row is locked; the agents trigger writes the event */
 		am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
 							 am_details2("silent_seconds", row_text(tt, i, 2),
@@ -664,6 +675,7 @@ heartbeat_batch(AmPass *pass)
 		am_clear_audit_context();
 		if (SPI_processed == 1)
 			pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
+		am_finish(&priv);
 	}
 	advance(pass);
 }
@@ -677,10 +689,15 @@ credentials_batch(AmPass *pass)
 	/* am_rotate_if_needed locks each agent (SKIP LOCKED) and decides */
 	for (i = 0; i < n; i++)
 	{
+		AmPriv		priv;
 		char	   *detail;
+		AmRotateAction action;
 
-		switch (am_rotate_if_needed(pass->cand[PH_CREDENTIALS][pass->pos + i],
-									pass->as_of, &detail))
+		am_connect(&priv);		/* per agent: see am_pass_step() */
+		action = am_rotate_if_needed(pass->cand[PH_CREDENTIALS][pass->pos + i],
+									 pass->as_of, &detail);
+		am_finish(&priv);
+		switch (action)
 		{
 			case AM_RA_ROTATED:
 				pass->counts[AM_CNT_ROTATED]++;
@@ -702,7 +719,10 @@ credentials_batch(AmPass *pass)
 /*
  * Do one batch of the pass (inside a transaction); false when the pass is
  * complete.  Memory is released per batch, so a pass over any number of
- * agents runs in bounded memory even inside one SQL call.
+ * agents runs in bounded memory even inside one SQL call; and within a
+ * batch each agent's work has its own SPI connection, whose result tables
+ * and allocations are released before the next agent, so that a batch does
+ * not grow with batch_size either (a worker's malloc keeps its peak).
  */
 bool
 am_pass_step(AmPass *pass)
