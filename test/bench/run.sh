@@ -46,7 +46,8 @@
 #   DAY_MINUTES=M      length of the compressed heartbeat day   [5]
 #   PASSES=N           passes for the memory measurement        [1000]
 #   SCALE_PARTS="passes memory"  "passes" alone skips the worker memory
-#                      measurement and the heartbeat day
+#                      measurement and the heartbeat day; "passes day" runs
+#                      the heartbeat day without the memory measurement
 #   MEM_AGENTS=N       fleet of the memory mode                 [2000]
 #   MEM_RATE=R         heartbeats/s during the memory mode      [50]
 #   MEM_IDLE=1         memory mode on an idle fleet instead (one burst of
@@ -377,6 +378,8 @@ scale() {
     # heartbeats on the first SCALE_SMALL agents ---
     if [[ ${SCALE_PARTS} == *memory* ]]; then
         memory_and_day "${start_sizes}"
+    elif [[ ${SCALE_PARTS} == *day* ]]; then
+        heartbeat_day "${start_sizes}"
     else
         say "(memory and heartbeat day skipped: SCALE_PARTS=${SCALE_PARTS})"
     fi
@@ -521,6 +524,7 @@ memory_only() {
         say "after ${p} passes: worker pid ${wp} VmRSS/RssAnon/RssShmem ${r} kB ($(rss_pct "${r}" "${r10}") vs 10 passes)"
     done
     [[ -n ${drv:-} ]] && { kill "${drv}" 2>/dev/null || true; wait "${drv}" 2>/dev/null || true; }
+    say "private memory (RssAnon) after ${p} vs 10 passes: $(awk -v a="${r}" -v b="${r10}" 'BEGIN {split(a, x, "/"); split(b, y, "/"); d = (x[2] - y[2]) * 100 / y[2]; printf "%+.1f%% (target within 10%%: %s)", d, (d <= 10 && d >= -10) ? "met" : "missed"}'); VmRSS also counts the shared_buffers pages the worker has touched (RssShmem), which grows with the data it reads and writes"
     say "worker_status: $(q "SELECT format('passes=%s errors=%s last_pass_duration=%s', passes, errors, last_pass_duration) FROM agentmesh.worker_status WHERE datname = current_database()")"
     say "work done by the passes (audit events by type): $(q "SELECT string_agg(event_type || '=' || n, ', ' ORDER BY event_type) FROM (SELECT event_type::text, count(*) n FROM agentmesh.audit_events WHERE actor = 'agentmesh-maintenance' GROUP BY 1) x"); seals: $(q "SELECT count(*) FROM agentmesh.audit_seals")"
 }
