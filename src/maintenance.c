@@ -590,94 +590,78 @@ advance(AmPass *pass)
 	}
 }
 
+/* What a phase does to one locked agent, row i of tt; true when it acted. */
+typedef bool (*AmAgentAction) (SPITupleTable *tt, uint64 i);
+
 /*
  * Lock the next batch of the current phase's candidates with the phase's
  * plan ($1 as_of, $2 the candidate ids), which checks the phase's rule again
- * under the lock.  The rows stay in SPI_tuptable; returns how many.
+ * under the lock, and act on each locked agent.  Each agent's work has its
+ * own SPI connection, so that what it allocates (result tables, details,
+ * tokens) is released before the next agent: a batch's memory does not grow
+ * with batch_size, which matters because a worker's malloc keeps its peak.
  */
-static uint64
-lock_batch(AmPass *pass, AmPlan *plan)
+static void
+locked_batch(AmPass *pass, AmPlan *plan, AmAgentAction act, AmCount counter)
 {
 	int			count;
 	Datum		v[2];
+	SPITupleTable *tt;
+	uint64		i;
 
 	v[1] = next_batch(pass, &count);
-	if (count <= 0)
-		return 0;
-	v[0] = TimestampTzGetDatum(pass->as_of);
-	am_exec(plan, v, NULL, false, 0);
-	return SPI_processed;
-}
-
-static void
-orphan_batch(AmPass *pass)
-{
-	uint64		nrows = lock_batch(pass, &am_orphan_batch_plan);
-	SPITupleTable *tt = SPI_tuptable;
-	uint64		i;
-
-	for (i = 0; i < nrows; i++)
+	if (count > 0)
 	{
-		AmPriv		priv;
+		v[0] = TimestampTzGetDatum(pass->as_of);
+		am_exec(plan, v, NULL, false, 0);
+		tt = SPI_tuptable;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			AmPriv		priv;
+			bool		acted;
 
-		am_connect(&priv);		/* per agent: see am_pass_step() */
-		am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
-							am_details2("reason_codes", row_text(tt, i, 2),
-										"reason", row_text(tt, i, 3)));
-		am_finish(&priv);
-		pass->counts[AM_CNT_ORPHANED]++;
+			am_connect(&priv);
+			acted = act(tt, i);
+			am_finish(&priv);
+			if (acted)
+				pass->counts[counter]++;
+		}
 	}
 	advance(pass);
 }
 
-static void
-decommission_batch(AmPass *pass)
+static bool
+mark_orphaned(SPITupleTable *tt, uint64 i)
 {
-	uint64		nrows = lock_batch(pass, &decommission_batch_plan);
-	SPITupleTable *tt = SPI_tuptable;
-	uint64		i;
-
-	for (i = 0; i < nrows; i++)
-	{
-		AmPriv		priv;
-		char	   *reason;
-
-		am_connect(&priv);		/* per agent: see am_pass_step() */
-		reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
-						  row_text(tt, i, 2), row_text(tt, i, 3));
-		am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
-							am_details2("reason", reason, "policy_rule", "auto_decommission"));
-		am_finish(&priv);
-		pass->counts[AM_CNT_DECOMMISSIONED]++;
-	}
-	advance(pass);
+	am_transition_agent(AM_OP_MARK_ORPHANED, row_text(tt, i, 1), AM_MAINT_ACTOR,
+						am_details2("reason_codes", row_text(tt, i, 2),
+									"reason", row_text(tt, i, 3)));
+	return true;
 }
 
-static void
-heartbeat_batch(AmPass *pass)
+static bool
+auto_decommission(SPITupleTable *tt, uint64 i)
 {
-	uint64		nrows = lock_batch(pass, &heartbeat_batch_plan);
-	SPITupleTable *tt = SPI_tuptable;
-	uint64		i;
+	char	   *reason = psprintf("auto_decommission: orphaned and silent for %s days (max_inactive_days: %s)",
+								  row_text(tt, i, 2), row_text(tt, i, 3));
 
-	for (i = 0; i < nrows; i++)
-	{
-		AmPriv		priv;
-		Datum		id;
+	am_transition_agent(AM_OP_DECOMMISSION, row_text(tt, i, 1), AM_MAINT_ACTOR,
+						am_details2("reason", reason, "policy_rule", "auto_decommission"));
+	return true;
+}
 
-		am_connect(&priv);		/* per agent: see am_pass_step() */
-		id = CStringGetTextDatum(row_text(tt, i, 1));
-		/* the row is locked; the agents trigger writes the event */
-		am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
-							 am_details2("silent_seconds", row_text(tt, i, 2),
-										 "heartbeat_interval_seconds", row_text(tt, i, 3)));
-		am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
-		am_clear_audit_context();
-		if (SPI_processed == 1)
-			pass->counts[AM_CNT_HEARTBEATS_MISSED]++;
-		am_finish(&priv);
-	}
-	advance(pass);
+static bool
+record_missed_heartbeat(SPITupleTable *tt, uint64 i)
+{
+	Datum		id = CStringGetTextDatum(row_text(tt, i, 1));
+
+	/* the row is locked; the agents trigger writes the event */
+	am_set_audit_context(AM_OP_HEARTBEAT_MISSED, AM_MAINT_ACTOR,
+						 am_details2("silent_seconds", row_text(tt, i, 2),
+									 "heartbeat_interval_seconds", row_text(tt, i, 3)));
+	am_exec(&heartbeat_missed_plan, &id, NULL, false, 0);
+	am_clear_audit_context();
+	return SPI_processed == 1;
 }
 
 static void
@@ -693,7 +677,7 @@ credentials_batch(AmPass *pass)
 		char	   *detail;
 		AmRotateAction action;
 
-		am_connect(&priv);		/* per agent: see am_pass_step() */
+		am_connect(&priv);		/* per agent, as in locked_batch() */
 		action = am_rotate_if_needed(pass->cand[PH_CREDENTIALS][pass->pos + i],
 									 pass->as_of, &detail);
 		am_finish(&priv);
@@ -718,11 +702,9 @@ credentials_batch(AmPass *pass)
 
 /*
  * Do one batch of the pass (inside a transaction); false when the pass is
- * complete.  Memory is released per batch, so a pass over any number of
- * agents runs in bounded memory even inside one SQL call; and within a
- * batch each agent's work has its own SPI connection, whose result tables
- * and allocations are released before the next agent, so that a batch does
- * not grow with batch_size either (a worker's malloc keeps its peak).
+ * complete.  Memory is released per batch, and per agent within a batch
+ * (locked_batch()), so a pass over any number of agents runs in bounded
+ * memory even inside one SQL call.
  */
 bool
 am_pass_step(AmPass *pass)
@@ -744,13 +726,15 @@ am_pass_step(AmPass *pass)
 	switch ((AmPhase) pass->phase)
 	{
 		case PH_ORPHAN:
-			orphan_batch(pass);
+			locked_batch(pass, &am_orphan_batch_plan, mark_orphaned, AM_CNT_ORPHANED);
 			break;
 		case PH_DECOMMISSION:
-			decommission_batch(pass);
+			locked_batch(pass, &decommission_batch_plan, auto_decommission,
+						 AM_CNT_DECOMMISSIONED);
 			break;
 		case PH_HEARTBEAT:
-			heartbeat_batch(pass);
+			locked_batch(pass, &heartbeat_batch_plan, record_missed_heartbeat,
+						 AM_CNT_HEARTBEATS_MISSED);
 			break;
 		case PH_CREDENTIALS:
 			credentials_batch(pass);
