@@ -516,7 +516,7 @@ memory_only() {
     base=$(wstatus passes); base=${base:-0}
     q "ALTER SYSTEM SET agentmesh_lifecycle.naptime = 1" >/dev/null
     q "SELECT pg_reload_conf()" >/dev/null
-    for n in 10 100 250 500 "${PASSES}"; do
+    for n in $(printf '%s\n' 10 100 250 500 "${PASSES}" | sort -nu); do
         ((n > PASSES)) && continue
         wait_passes $((base + n))
         wp=$(wstatus pid); p=$(($(wstatus passes) - base)); r=$(rss_of "${wp}")
