@@ -44,10 +44,6 @@
  */
 #include "postgres.h"
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -817,18 +813,6 @@ am_worker_main(Datum main_arg)
 	MemoryContext ctx;
 	TimestampTz last_start = 0;
 
-#ifdef __GLIBC__
-
-	/*
-	 * A worker lives as long as the server.  glibc raises its mmap threshold
-	 * whenever a large block is freed, after which blocks of that size come
-	 * from the heap and stay resident once the pass that needed them is over
-	 * (the first pass with work grew the worker by ~1 MB that way).  Fixed
-	 * thresholds hand large transient blocks back to the kernel.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-#endif
 	my_slot = DatumGetInt32(main_arg);
 	memcpy(&my_generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
 
