@@ -42,9 +42,6 @@
 
 #include "agentmesh.h"
 
-/* the columns a heartbeat changes, declared to triggers as the updated ones */
-static const char *const heartbeat_set[] = {"last_heartbeat", "heartbeat_count"};
-
 /*
  * Find the agent's row and lock it; false if there is no such agent.  On
  * true the row stays open for am_agent_row_heartbeat() or
@@ -61,7 +58,6 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 	HeapTuple	tup;
 	ItemPointerData tid;
 	bool		found;
-	int			i;
 
 	row->rel = table_open(am_relid(nsp, "agents"), RowExclusiveLock);
 	desc = RelationGetDescr(row->rel);
@@ -76,10 +72,6 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 	rte->relid = RelationGetRelid(row->rel);
 	rte->relkind = row->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	for (i = 0; i < lengthof(heartbeat_set); i++)
-		rte->updatedCols = bms_add_member(rte->updatedCols,
-										  am_attnum(desc, heartbeat_set[i]) -
-										  FirstLowInvalidHeapAttributeNumber);
 	ExecInitRangeTable(row->estate, list_make1(rte));
 	row->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(row->rri, row->rel, 1, NULL, 0);
@@ -93,7 +85,7 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 
 	ScanKeyInit(&key, am_attnum(desc, "agent_id"), BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(agent_id));
-	scan = systable_beginscan(row->rel, am_relid(nsp, "agents_pkey"), true,
+	scan = systable_beginscan(row->rel, RelationGetPrimaryKeyIndex(row->rel), true,
 							  GetActiveSnapshot(), 1, &key);
 	tup = systable_getnext(scan);
 	found = HeapTupleIsValid(tup);
@@ -152,11 +144,15 @@ am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
 {
 	TupleDesc	desc = RelationGetDescr(row->rel);
 	TupleTableSlot *newslot = table_slot_create(row->rel, &row->estate->es_tupleTable);
+	RangeTblEntry *rte = exec_rt_fetch(1, row->estate);
 	int			hb = am_attnum(desc, "last_heartbeat") - 1;
 	int			cnt = am_attnum(desc, "heartbeat_count") - 1;
 	int64		count;
 	bool		stored;
 
+	/* the columns set here, declared to triggers as the updated ones */
+	rte->updatedCols = bms_add_member(bms_make_singleton(hb + 1 - FirstLowInvalidHeapAttributeNumber),
+									  cnt + 1 - FirstLowInvalidHeapAttributeNumber);
 	slot_getallattrs(row->slot);
 	ExecClearTuple(newslot);
 	memcpy(newslot->tts_values, row->slot->tts_values, desc->natts * sizeof(Datum));
