@@ -111,20 +111,9 @@ SELECT * FROM agentmesh.lm_verify_audit();
 
 \echo
 \echo '=== 13. ... and independently of the extension: every event hash recomputed in plain SQL (pgcrypto) ==='
-CREATE FUNCTION pg_temp.f(t text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN t IS NULL THEN '\xffffffff'::bytea
-              ELSE int4send(octet_length(convert_to(t, 'UTF8'))) || convert_to(t, 'UTF8') END $$;
-SELECT count(*) AS events,
-       bool_and(digest('\x01'::bytea
-                       || pg_temp.f(e.agent_id) || pg_temp.f(e.policy) || int8send(e.seq)
-                       || pg_temp.f(e.event_type::text)
-                       || int8send((extract(epoch FROM e.occurred_at) * 1000000)::int8)
-                       || pg_temp.f(e.actor) || pg_temp.f(e.db_user)
-                       || pg_temp.f(e.previous_state::text) || pg_temp.f(e.new_state::text)
-                       || pg_temp.f(e.details::text)
-                       || CASE WHEN e.prev_hash IS NULL THEN '\xffffffff'::bytea
-                               ELSE int4send(length(e.prev_hash)) || e.prev_hash END,
-                       'sha256') = e.hash) AS every_hash_matches
+-- pg_temp.recompute(e): the canonical encoding (version 1) hashed by pgcrypto
+\ir ../test/audit_hash.sql
+SELECT count(*) AS events, bool_and(pg_temp.recompute(e) = e.hash) AS every_hash_matches
   FROM agentmesh.audit_events e;
 
 \echo
