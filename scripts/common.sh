@@ -28,9 +28,13 @@
 # Where the repository lives: one level above scripts/.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# The PostgreSQL major version the helpers below work with; select_pg
+# switches it.  15 is Debian 12's own; 18 is built once by scripts/pg18.sh
+# into a cache outside the clone.
 PG_MAJOR=15
 PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BINDIR}/pg_config"
+SUPPORTED_TEST_VERSIONS=(15 18)
 # The Debian server package creates this system user; it owns nothing of ours
 # except the staged copy of the sources and throwaway clusters.
 PG_USER="${PG_USER:-postgres}"
@@ -93,6 +97,7 @@ as_pg() {
         "LC_ALL=${LC_ALL}" "LANG=${LANG}"
         "HOME=$(getent passwd "${PG_USER}" | cut -d: -f6)"
         "PG_CONFIG=${PG_CONFIG}"
+        "PG_BINDIR=${PG_BINDIR}"
     )
     if [[ $(id -un) == "${PG_USER}" ]]; then
         "${envv[@]}" "$@"
@@ -101,6 +106,29 @@ as_pg() {
     else
         sudo -u "${PG_USER}" -- "${envv[@]}" "$@"
     fi
+}
+
+# select_pg MAJOR: make the helpers (as_pg's PATH, PG_CONFIG, MAKE_ARGS)
+# use that PostgreSQL version, building 18 first if it is not cached yet.
+# Call ensure_packages before (15's packages also provide the postgres user).
+select_pg() {
+    local prefix
+    case "$1" in
+        15)
+            PG_BINDIR=/usr/lib/postgresql/15/bin ;;
+        18)
+            prefix="$(as_root env AGENTMESH_PG_CACHE="${AGENTMESH_PG_CACHE:-/var/cache/agentmesh_lifecycle}" \
+                bash "${REPO_ROOT}/scripts/pg18.sh")" || die "PostgreSQL 18 could not be built (scripts/pg18.sh)"
+            PG_BINDIR="${prefix}/bin" ;;
+        *)
+            die "unsupported PostgreSQL version $1 (tested: ${SUPPORTED_TEST_VERSIONS[*]})" ;;
+    esac
+    PG_MAJOR="$1"
+    PG_CONFIG="${PG_BINDIR}/pg_config"
+    MAKE_ARGS=(PG_CONFIG="${PG_CONFIG}" with_llvm=no)
+    [[ -x ${PG_CONFIG} ]] || die "${PG_CONFIG} not found"
+    [[ -f "$("${PG_CONFIG}" --sharedir)/extension/pgcrypto.control" ]] \
+        || die "pgcrypto is not installed for PostgreSQL ${PG_MAJOR}"
 }
 
 # Print the names of required packages that are not installed.

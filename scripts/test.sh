@@ -2,10 +2,14 @@
 # The project's test command:   bash scripts/test.sh   (as root, or as a user with sudo)
 #
 # On a fresh Debian 12 machine this installs the build/test packages, builds
-# and installs the extension, then runs every test suite and prints one final
-# line "N passed, M failed".  Exit status is 0 only if M == 0 and N > 0.
+# PostgreSQL 18 once (scripts/pg18.sh, cached outside the clone), then for
+# each tested PostgreSQL version (15, then 18) builds and installs the
+# extension and runs every test suite.  It prints a line per version and ends
+# with one line "N passed, M failed" over all of them.  Exit status is 0 only
+# if M == 0 and N > 0.
 #
-# Stages (each runs even if an earlier one failed, so one report shows all):
+# Stages, per version (each runs even if an earlier one failed, so one report
+# shows all):
 #   regress    pg_regress over sql/<test>.sql      (make installcheck, REGRESS only)
 #   isolation  isolation tester over test/specs/*  (make installcheck, ISOLATION only)
 #   tap        prove over test/t/*.pl              (make installcheck, TAP only)
@@ -13,31 +17,45 @@
 #   load       test/load/run.sh --short            (only if the script exists)
 #
 # Options:
+#   --pg N     run one version only (15 or 18); may be given more than once
 #   --quick    regress + isolation only (skip TAP, fuzz, load) for fast iteration
 #
 # Environment:
-#   KEEP_WORKDIR=1     keep the staged copy (results, logs) and print its path
-#   STAGE_TIMEOUT=N    seconds before a stage is killed (default 1800)
+#   KEEP_WORKDIR=1       keep the staged copies (results, logs) and print their paths
+#   STAGE_TIMEOUT=N      seconds before a stage is killed (default 1800)
+#   AGENTMESH_PG_CACHE   where scripts/pg18.sh keeps its build
+#                        (default /var/cache/agentmesh_lifecycle)
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 QUICK=0
-for arg in "$@"; do
-    case "${arg}" in
+VERSIONS=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument: ${arg} (try --help)" ;;
+        --pg)
+            [[ $# -ge 2 ]] || die "--pg needs a version (${SUPPORTED_TEST_VERSIONS[*]})"
+            [[ " ${SUPPORTED_TEST_VERSIONS[*]} " == *" $2 "* ]] \
+                || die "--pg $2: tested versions are ${SUPPORTED_TEST_VERSIONS[*]}"
+            VERSIONS+=("$2"); shift ;;
+        --pg=*) set -- --pg "${1#--pg=}" "${@:2}"; continue ;;
+        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (try --help)" ;;
     esac
+    shift
 done
+[[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=("${SUPPORTED_TEST_VERSIONS[@]}")
 
 STAGE_TIMEOUT="${STAGE_TIMEOUT:-1800}"
 PASSED=0
 FAILED=0
 COMPLETED=0   # set once every stage has run; otherwise the EXIT trap counts an abort
 WORKDIR=""
+WORKDIRS=()
 LOGDIR=""
+LOGROOT=""
 
 # Always end with exactly one "N passed, M failed" line, even when a step
 # before the test stages (apt, build, install) aborts the script: that counts
@@ -45,14 +63,16 @@ LOGDIR=""
 finish() {
     local rc=$?
     trap - EXIT
-    if [[ -n ${WORKDIR} && -d ${WORKDIR} ]]; then
+    local d
+    for d in "${WORKDIRS[@]}"; do
+        [[ -d ${d} ]] || continue
         if [[ ${KEEP_WORKDIR:-0} == 1 ]]; then
-            echo "(work directory kept: ${WORKDIR})"
+            echo "(work directory kept: ${d})"
         else
-            rm -rf "${WORKDIR}" 2>/dev/null || as_root rm -rf "${WORKDIR}" || true
+            rm -rf "${d}" 2>/dev/null || as_root rm -rf "${d}" || true
         fi
-    fi
-    [[ -n ${LOGDIR} ]] && rm -rf "${LOGDIR}"
+    done
+    [[ -n ${LOGROOT} ]] && rm -rf "${LOGROOT}"
     if [[ ${COMPLETED} != 1 ]]; then
         echo "test.sh aborted (exit status ${rc}) before all stages ran; counting that as a failure"
         FAILED=$((FAILED + 1))
@@ -92,12 +112,19 @@ run_stage() {
 # output.  PG15 prints one line per test:
 #     test basic                        ... ok           19 ms
 #     test second                       ... FAILED       15 ms
-# (tests inside a parallel group are indented instead of prefixed by "test").
-# "failed (ignored)" tests are counted as neither.  Prints "P F".
+# (tests inside a parallel group are indented instead of prefixed by "test");
+# PG16 and later print TAP-style lines:
+#     ok 1         - basic                                      19 ms
+#     not ok 2     - second                                     15 ms
+# ("+" instead of "-" inside a parallel group).  Ignored failures
+# ("failed (ignored)", "# (ignored)") count as neither.  Prints "P F".
 count_pg_regress() {
     awk '
-        /^(test +| +)[^ ]+ +\.\.\. +ok( |$)/      { p++ }
-        /^(test +| +)[^ ]+ +\.\.\. +FAILED( |$)/  { f++ }
+        /\(ignored\)/                                     { next }
+        /^(test +| +)[^ ]+ +\.\.\. +ok( |$)/                { p++ }
+        /^(test +| +)[^ ]+ +\.\.\. +FAILED( |$)/            { f++ }
+        /^ok [0-9]+ +[-+] [^ ]/                            { p++ }
+        /^not ok [0-9]+ +[-+] [^ ]/                        { f++ }
         END { printf "%d %d\n", p, f }
     ' "$1"
 }
@@ -169,7 +196,9 @@ add_counts() {
     fi
     PASSED=$((PASSED + p))
     FAILED=$((FAILED + f))
-    STAGE_SUMMARY+=("$(printf '%-10s %4d passed, %4d failed' "${stage}" "${p}" "${f}")")
+    V_PASSED=$((V_PASSED + p))
+    V_FAILED=$((V_FAILED + f))
+    STAGE_SUMMARY+=("$(printf 'pg%-3s %-10s %4d passed, %4d failed' "${PG_MAJOR}" "${stage}" "${p}" "${f}")")
 }
 
 # show_file TITLE FILE [LINES [head|tail]]: print the end (logs: the latest
@@ -189,17 +218,14 @@ show_file() {
     echo "----- end of ${file#"${WORKDIR}"/} -----"
 }
 
-# --- setup: packages, sources, build, install -------------------------------
+# --- setup: packages ------------------------------------------------------------
 
 STAGE_SUMMARY=()
+VERSION_SUMMARY=()
 ensure_packages
-WORKDIR="$(make_workdir agentmesh_lifecycle-test)"
 # Stage logs belong to the invoking user (tee runs as that user), so they live
-# outside the unprivileged user's work directory.
-LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/agentmesh_lifecycle-logs.XXXXXX")"
-log "staging sources for user ${PG_USER}"
-stage_source "${WORKDIR}"
-build_and_install "${WORKDIR}"
+# outside the unprivileged user's work directories.
+LOGROOT="$(mktemp -d "${TMPDIR:-/tmp}/agentmesh_lifecycle-logs.XXXXXX")"
 
 # --- stages 1 and 2: pg_regress and the isolation tester ------------------------
 #
@@ -228,38 +254,40 @@ pg_regress_stage() {
     fi
 }
 
-pg_regress_stage regress REGRESS "sql/<test>.sql" "${WORKDIR}" ISOLATION= TAP_TESTS=
-pg_regress_stage isolation ISOLATION "test/specs/*.spec" "${WORKDIR}/output_iso" REGRESS= TAP_TESTS=
 
 # --- stage 3: TAP --------------------------------------------------------------
 
-tap_tests="$(make_var PROVE_TESTS)"
-if [[ ${QUICK} -eq 1 ]]; then
-    log "tap: skipped (--quick)"
-elif [[ -z ${tap_tests// /} ]]; then
-    log "tap: no tests (test/t/*.pl) - skipped"
-else
-    log "tap: ${tap_tests}"
-    rc=0
-    # PROVE_FLAGS=-v shows every assertion; counting uses prove's summary.
-    run_stage "${LOGDIR}/tap.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v || rc=$?
-    read -r -a tap_files <<<"${tap_tests}"
-    read -r p f badfiles notrun < <(count_prove "${LOGDIR}/tap.log" "${#tap_files[@]}")
-    if [[ ${notrun} -gt 0 ]]; then
-        echo "*** tap: ${notrun} of ${#tap_files[@]} scripts never ran (prove stopped early); counting 1 failure each"
+tap_stage() {
+    local tap_tests rc p f badfiles notrun t name srvlog
+    local -a tap_files bad
+    tap_tests="$(make_var PROVE_TESTS)"
+    if [[ ${QUICK} -eq 1 ]]; then
+        log "tap: skipped (--quick)"
+    elif [[ -z ${tap_tests// /} ]]; then
+        log "tap: no tests (test/t/*.pl) - skipped"
+    else
+        log "tap: ${tap_tests}"
+        rc=0
+        # PROVE_FLAGS=-v shows every assertion; counting uses prove's summary.
+        run_stage "${LOGDIR}/tap.log" make "${MAKE_ARGS[@]}" installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v || rc=$?
+        read -r -a tap_files <<<"${tap_tests}"
+        read -r p f badfiles notrun < <(count_prove "${LOGDIR}/tap.log" "${#tap_files[@]}")
+        if [[ ${notrun} -gt 0 ]]; then
+            echo "*** tap: ${notrun} of ${#tap_files[@]} scripts never ran (prove stopped early); counting 1 failure each"
+        fi
+        add_counts tap "${p}" "${f}" "${rc}"
+        if [[ ${badfiles} != - ]]; then
+            IFS=, read -r -a bad <<<"${badfiles}"
+            for t in "${bad[@]}"; do
+                name="$(basename "${t}" .pl)"
+                show_file "TAP log of ${name}" "${WORKDIR}/tmp_check/log/regress_log_${name}" 80
+                while IFS= read -r srvlog; do
+                    show_file "server log" "${srvlog}" 40
+                done < <(as_pg find "${WORKDIR}/tmp_check/log" -maxdepth 1 -name "${name}_*.log" 2>/dev/null | sort)
+            done
+        fi
     fi
-    add_counts tap "${p}" "${f}" "${rc}"
-    if [[ ${badfiles} != - ]]; then
-        IFS=, read -r -a bad <<<"${badfiles}"
-        for t in "${bad[@]}"; do
-            name="$(basename "${t}" .pl)"
-            show_file "TAP log of ${name}" "${WORKDIR}/tmp_check/log/regress_log_${name}" 80
-            while IFS= read -r srvlog; do
-                show_file "server log" "${srvlog}" 40
-            done < <(as_pg find "${WORKDIR}/tmp_check/log" -maxdepth 1 -name "${name}_*.log" 2>/dev/null | sort)
-        done
-    fi
-fi
+}
 
 # --- stages 4 and 5: optional fuzz and load short runs -------------------------
 
@@ -287,14 +315,46 @@ run_external() {
     fi
     add_counts "${stage}" "${p}" "${f}" "${rc}"
 }
-run_external fuzz test/fuzz/run.sh
-run_external load test/load/run.sh
+
+# --- one tested version ----------------------------------------------------------
+
+# run_version MAJOR: build, install and run every stage against that version.
+run_version() {
+    V_PASSED=0
+    V_FAILED=0
+    echo
+    log "PostgreSQL $1"
+    select_pg "$1"
+    WORKDIR="$(make_workdir "agentmesh_lifecycle-test-pg$1")"
+    WORKDIRS+=("${WORKDIR}")
+    LOGDIR="${LOGROOT}/pg$1"
+    mkdir -p "${LOGDIR}"
+    log "staging sources for user ${PG_USER}"
+    stage_source "${WORKDIR}"
+    build_and_install "${WORKDIR}"
+    log "PostgreSQL $("${PG_CONFIG}" --version | awk '{print $2}') from ${PG_BINDIR}"
+
+    pg_regress_stage regress REGRESS "sql/<test>.sql" "${WORKDIR}" ISOLATION= TAP_TESTS=
+    pg_regress_stage isolation ISOLATION "test/specs/*.spec" "${WORKDIR}/output_iso" REGRESS= TAP_TESTS=
+    tap_stage
+    run_external fuzz test/fuzz/run.sh
+    run_external load test/load/run.sh
+
+    VERSION_SUMMARY+=("$(printf 'PostgreSQL %s: %d passed, %d failed' "$1" "${V_PASSED}" "${V_FAILED}")")
+}
+
+for v in "${VERSIONS[@]}"; do
+    run_version "${v}"
+done
 
 # --- summary -------------------------------------------------------------------
 
 echo
 echo "==> summary"
 for s in "${STAGE_SUMMARY[@]}"; do echo "    ${s}"; done
+# Per-version lines are indented, so that the only unindented
+# "N passed, M failed" line is the final one over all versions.
+for s in "${VERSION_SUMMARY[@]}"; do echo "    ${s}"; done
 COMPLETED=1
 # finish (EXIT trap) prints the final "N passed, M failed" line and sets the
 # exit status.

@@ -52,7 +52,6 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 {
 	Oid			nsp = get_namespace_oid(AM_SCHEMA, false);
 	TupleDesc	desc;
-	RangeTblEntry *rte;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
@@ -67,12 +66,7 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	row->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(row->rel);
-	rte->relkind = row->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(row->estate, list_make1(rte));
+	am_init_update_range_table(row->estate, row->rel, RowExclusiveLock);
 	row->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(row->rri, row->rel, 1, NULL, 0);
 	/* AFTER triggers (RI checks) find it here instead of opening the table again */
@@ -80,12 +74,12 @@ am_agent_row_lock(AmAgentRow *row, const char *agent_id)
 	row->estate->es_snapshot = GetActiveSnapshot();
 	row->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(row->rri, false);
-	EvalPlanQualInit(&row->epq, row->estate, NULL, NIL, -1);
+	am_epq_init(&row->epq, row->estate);
 	row->slot = table_slot_create(row->rel, &row->estate->es_tupleTable);
 
 	ScanKeyInit(&key, am_attnum(desc, "agent_id"), BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(agent_id));
-	scan = systable_beginscan(row->rel, RelationGetPrimaryKeyIndex(row->rel), true,
+	scan = systable_beginscan(row->rel, am_primary_key_index(row->rel), true,
 							  GetActiveSnapshot(), 1, &key);
 	tup = systable_getnext(scan);
 	found = HeapTupleIsValid(tup);
@@ -144,15 +138,15 @@ am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
 {
 	TupleDesc	desc = RelationGetDescr(row->rel);
 	TupleTableSlot *newslot = table_slot_create(row->rel, &row->estate->es_tupleTable);
-	RangeTblEntry *rte = exec_rt_fetch(1, row->estate);
 	int			hb = am_attnum(desc, "last_heartbeat") - 1;
 	int			cnt = am_attnum(desc, "heartbeat_count") - 1;
 	int64		count;
 	bool		stored;
 
 	/* the columns set here, declared to triggers as the updated ones */
-	rte->updatedCols = bms_add_member(bms_make_singleton(hb + 1 - FirstLowInvalidHeapAttributeNumber),
-									  cnt + 1 - FirstLowInvalidHeapAttributeNumber);
+	am_set_updated_cols(row->estate,
+						bms_add_member(bms_make_singleton(hb + 1 - FirstLowInvalidHeapAttributeNumber),
+									   cnt + 1 - FirstLowInvalidHeapAttributeNumber));
 	slot_getallattrs(row->slot);
 	ExecClearTuple(newslot);
 	memcpy(newslot->tts_values, row->slot->tts_values, desc->natts * sizeof(Datum));

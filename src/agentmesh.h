@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
 #include "utils/jsonb.h"
@@ -30,6 +32,17 @@ extern char *am_databases;
 #define AM_MAX_ID_LEN		100
 #define AM_MAX_TAGS_BYTES	4096
 #define AM_MAX_TAGS_KEYS	64
+
+/* ---- validate.c: arguments, limits, audit details ---- */
+
+extern char *am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
+						 bool required, int maxlen, bool allow_empty);
+extern char *am_actor(FunctionCallInfo fcinfo, int argno);
+extern char *am_agent_id_arg(FunctionCallInfo fcinfo);
+extern Jsonb *am_tags_arg(FunctionCallInfo fcinfo, int argno);
+extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
+extern Jsonb *am_details1(const char *k, const char *v);
+extern Jsonb *am_details2(const char *k1, const char *v1, const char *k2, const char *v2);
 
 /* ---- state_machine.c ---- */
 
@@ -117,8 +130,7 @@ extern const AmTransition *am_transition_for_states(AmState from, AmState to);
 extern bool am_op_allowed(AmOp op, AmState from);
 extern AmState am_state_from_name(const char *name);
 extern AmState am_state_from_datum(Datum enumval);
-extern void am_report_wrong_state(AmOp op, const char *agent_id, AmState from)
-			pg_attribute_noreturn();
+pg_noreturn extern void am_report_wrong_state(AmOp op, const char *agent_id, AmState from);
 
 /* ---- spi_util.c ---- */
 
@@ -134,6 +146,7 @@ typedef struct AmPriv
 {
 	Oid			saved_uid;
 	int			saved_secctx;
+	int			search_path_level;	/* am_push_catalog_search_path()'s */
 } AmPriv;
 
 extern Oid	am_extension_owner(void);
@@ -168,11 +181,10 @@ extern Datum am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull);
 extern bool am_agent_row_heartbeat(AmAgentRow *row, Datum *result);
 extern void am_agent_row_close(AmAgentRow *row);
 
-/* ---- validate (lifecycle.c) ---- */
+/* ---- seals.c ---- */
 
-extern char *am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
-						 bool required, int maxlen, bool allow_empty);
-extern char *am_actor(FunctionCallInfo fcinfo, int argno);
+extern int	am_write_seal(void);
+extern char *am_verify_seals(int64 *seals_checked);
 
 /* ---- audit.c ---- */
 
@@ -322,15 +334,9 @@ typedef struct AmPass
 extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size, MemoryContext ctx);
 extern bool am_pass_step(AmPass *pass);
 extern const char *am_pass_phase_name(const AmPass *pass);
-extern char *am_verify_seals(int64 *seals_checked);
 
 /* ---- worker.c ---- */
 
 extern void am_worker_init(void);
-
-/* ---- json helpers (lifecycle.c) ---- */
-
-extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
-extern Jsonb *am_details2(const char *k1, const char *v1, const char *k2, const char *v2);
 
 #endif							/* AGENTMESH_H */

@@ -28,193 +28,6 @@
 #include "agentmesh.h"
 
 /* ----------------------------------------------------------------
- * Argument checking
- * ----------------------------------------------------------------
- */
-static bool
-has_forbidden_chars(const char *s, bool multiline)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *) s; *p; p++)
-	{
-		if (*p < 0x20 || *p == 0x7f)
-		{
-			if (multiline && (*p == '\n' || *p == '\t'))
-				continue;
-			return true;
-		}
-		/* Unicode bidi embedding/override/isolate controls, which disguise text */
-		if (GetDatabaseEncoding() == PG_UTF8 && p[0] == 0xe2 &&
-			((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-			 (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
-			return true;
-	}
-	return false;
-}
-
-static bool
-is_blank(const char *s)
-{
-	for (; *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
-}
-
-/*
- * A text argument as a C string.  NULL is 22004 when required; empty or
- * all-blank (unless allow_empty), too long, or containing control
- * characters is 22023.  The value is never echoed in the message: it may be
- * long, or not meant for the log.
- */
-char *
-am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
-			bool required, int maxlen, bool allow_empty)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(argno))
-	{
-		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null", argname)));
-		return NULL;
-	}
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (!allow_empty && is_blank(s))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", argname)));
-	if (pg_mbstrlen(s) > maxlen)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is too long", argname),
-				 errdetail("The limit is %d characters.", maxlen)));
-	if (has_forbidden_chars(s, allow_empty))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s contains control characters", argname),
-				 errdetail("Control characters and Unicode bidirectional controls are not allowed.")));
-	return s;
-}
-
-/* The actor argument; NULL means the session user. */
-char *
-am_actor(FunctionCallInfo fcinfo, int argno)
-{
-	char	   *a = am_arg_text(fcinfo, argno, "actor", false, AM_MAX_TEXT_LEN, false);
-
-	return a ? a : GetUserNameFromId(GetSessionUserId(), false);
-}
-
-static char *
-agent_id_arg(FunctionCallInfo fcinfo)
-{
-	return am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
-}
-
-/* tags: a flat JSON object of string values, within documented limits */
-static Jsonb *
-tags_arg(FunctionCallInfo fcinfo, int argno)
-{
-	Jsonb	   *tags;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	int			nkeys = 0;
-	int			depth = 0;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tags must not be null"),
-				 errhint("Pass '{}' for no tags.")));
-	tags = PG_GETARG_JSONB_P(argno);
-	if (VARSIZE(tags) > AM_MAX_TAGS_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tags are too large"),
-				 errdetail("The limit is %d bytes.", AM_MAX_TAGS_BYTES)));
-	if (!JB_ROOT_IS_OBJECT(tags))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tags must be a JSON object"),
-				 errhint("Tags look like '{\"team\": \"payments\"}'.")));
-	it = JsonbIteratorInit(&tags->root);
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
-			depth++;
-		if (depth > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tags must be a flat object of string values")));
-		if (tok == WJB_KEY)
-		{
-			nkeys++;
-			if (v.val.string.len == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("tag names must not be empty")));
-		}
-		else if (tok == WJB_VALUE && v.type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tags must be a flat object of string values")));
-	}
-	if (nkeys > AM_MAX_TAGS_KEYS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("too many tags"),
-				 errdetail("The limit is %d tags.", AM_MAX_TAGS_KEYS)));
-	return tags;
-}
-
-/* ----------------------------------------------------------------
- * JSON details for audit events
- * ----------------------------------------------------------------
- */
-Jsonb *
-am_jsonb_build(int npairs, const char *const *keys, const char *const *vals)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < npairs; i++)
-	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		escape_json(&buf, keys[i]);
-		appendStringInfoString(&buf, ": ");
-		if (vals[i])
-			escape_json(&buf, vals[i]);
-		else
-			appendStringInfoString(&buf, "null");
-	}
-	appendStringInfoChar(&buf, '}');
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
-}
-
-static Jsonb *
-details1(const char *k, const char *v)
-{
-	return am_jsonb_build(1, &k, &v);
-}
-
-Jsonb *
-am_details2(const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	const char *k[2] = {k1, k2};
-	const char *v[2] = {v1, v2};
-
-	return am_jsonb_build(2, k, v);
-}
-
-/* ----------------------------------------------------------------
  * Policies
  * ----------------------------------------------------------------
  */
@@ -242,7 +55,7 @@ typedef struct AmAgent
 	char	   *credential_id;
 } AmAgent;
 
-static void agent_not_found(const char *agent_id) pg_attribute_noreturn();
+pg_noreturn static void agent_not_found(const char *agent_id);
 
 static AmPlan lock_plan = {
 	"SELECT state::text, policy, owner, requested_by, credential_id"
@@ -385,7 +198,7 @@ lm_request(PG_FUNCTION_ARGS)
 	char	   *purpose = am_arg_text(fcinfo, 2, "purpose", true, AM_MAX_TEXT_LEN, true);
 	char	   *agent_type = am_arg_text(fcinfo, 3, "agent_type", true, AM_MAX_NAME_LEN, false);
 	char	   *actor = am_actor(fcinfo, 4);
-	Jsonb	   *tags = tags_arg(fcinfo, 5);
+	Jsonb	   *tags = am_tags_arg(fcinfo, 5);
 	char	   *policy = am_arg_text(fcinfo, 6, "policy", true, 63, false);
 	AmPolicy	pol;
 	AmOp		op;
@@ -443,7 +256,7 @@ am_transition_agent(AmOp op, const char *agent_id, const char *actor, Jsonb *det
 static Datum
 simple_transition(FunctionCallInfo fcinfo, AmOp op, int reason_arg, int actor_arg)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *reason = reason_arg >= 0 ?
 		am_arg_text(fcinfo, reason_arg, "reason", false, AM_MAX_TEXT_LEN, true) : NULL;
 	char	   *actor = am_actor(fcinfo, actor_arg);
@@ -453,7 +266,7 @@ simple_transition(FunctionCallInfo fcinfo, AmOp op, int reason_arg, int actor_ar
 	am_prevent_on_standby(psprintf("lm_%s()", am_transition(op)->name));
 	am_connect(&priv);
 	row = am_transition_agent(op, agent_id, actor,
-							  reason_arg >= 0 ? details1("reason", reason ? reason : "") : NULL);
+							  reason_arg >= 0 ? am_details1("reason", reason ? reason : "") : NULL);
 	am_finish(&priv);
 	PG_RETURN_DATUM(row);
 }
@@ -462,7 +275,7 @@ PG_FUNCTION_INFO_V1(lm_approve);
 Datum
 lm_approve(PG_FUNCTION_ARGS)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *actor = am_actor(fcinfo, 1);
 	AmAgent		a;
 	AmPolicy	pol;
@@ -525,7 +338,7 @@ PG_FUNCTION_INFO_V1(lm_change_owner);
 Datum
 lm_change_owner(PG_FUNCTION_ARGS)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *new_owner = am_arg_text(fcinfo, 1, "new_owner", true, AM_MAX_TEXT_LEN, false);
 	char	   *actor = am_actor(fcinfo, 2);
 	AmAgent		a;
@@ -572,7 +385,7 @@ am_issue_and_apply(AmOp op, const char *agent_id, const char *actor, const char 
 static Datum
 issuing_op(FunctionCallInfo fcinfo, AmOp op, const char *new_owner, int actor_arg)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *actor = am_actor(fcinfo, actor_arg);
 	AmGrant		grant;
 	AmState		state;
@@ -613,7 +426,7 @@ PG_FUNCTION_INFO_V1(lm_revoke_credentials);
 Datum
 lm_revoke_credentials(PG_FUNCTION_ARGS)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *reason = am_arg_text(fcinfo, 1, "reason", true, AM_MAX_TEXT_LEN, false);
 	char	   *actor = am_actor(fcinfo, 2);
 	AmAgent		a;
@@ -643,7 +456,7 @@ PG_FUNCTION_INFO_V1(lm_heartbeat);
 Datum
 lm_heartbeat(PG_FUNCTION_ARGS)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	AmPriv		priv;
 	AmPolicy	pol;
 	AmAgentRow	row;
@@ -724,7 +537,7 @@ PG_FUNCTION_INFO_V1(lm_get);
 Datum
 lm_get(PG_FUNCTION_ARGS)
 {
-	char	   *agent_id = agent_id_arg(fcinfo);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	Datum		arg = CStringGetTextDatum(agent_id);
 	AmPriv		priv;
 	Datum		row = (Datum) 0;

@@ -30,8 +30,6 @@
 
 #include "agentmesh.h"
 
-static OverrideSearchPath catalog_only_path = {NIL, true, false, 0};
-
 Oid
 am_extension_owner(void)
 {
@@ -77,13 +75,13 @@ am_connect(AmPriv *priv)
 		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&priv->saved_uid, &priv->saved_secctx);
 	SetUserIdAndSecContext(owner, priv->saved_secctx | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(&catalog_only_path);
+	priv->search_path_level = am_push_catalog_search_path();
 }
 
 void
 am_finish(AmPriv *priv)
 {
-	PopOverrideSearchPath();
+	am_pop_catalog_search_path(priv->search_path_level);
 	SetUserIdAndSecContext(priv->saved_uid, priv->saved_secctx);
 	SPI_finish();
 }

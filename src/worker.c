@@ -269,7 +269,7 @@ pause_database_worker(const char *dbname)
 	dboid = get_database_oid(dbname, true);
 	if (!OidIsValid(dboid))
 		return;
-	if (!superuser() && !pg_database_ownercheck(dboid, GetUserId()))
+	if (!superuser() && !am_database_ownercheck(dboid, GetUserId()))
 		return;
 	LWLockAcquire(am_shared->lock, LW_EXCLUSIVE);
 	slot = find_slot(dboid);
