@@ -35,7 +35,7 @@
 #   WARMUP=S           unmeasured warm-up run of each side      [10]
 #   BENCH_PROFILE=1    also profile one run of each script with perf and
 #                      write CPU microseconds per transaction by function
-#                      to results/raw/profile_*.txt
+#                      to profile_*.txt in the raw output directory
 #   CLIENTS=C          pgbench clients (= threads)              [4]
 #   WORKLOADS="1 1r 2 3 4 5 6 7"  subset of the throughput workloads; 1r is
 #                      workload 1 returning the whole agent row (no target);
@@ -57,7 +57,11 @@
 #   PORT=P             port of the throwaway cluster            [55439]
 #   SKIP_BUILD=1       use the extension already installed
 #   KEEP=1             keep the cluster directory (path printed)
-#   RESULTS=DIR        where the raw outputs go     [test/bench/results]
+#   RESULTS=DIR        where the summary tables go  [test/bench/results]
+#   BENCH_OUT=DIR      where the raw outputs go (every pgbench run, profile,
+#                      pass timing, memory sample)  [a new directory from
+#                      mktemp -d under ${TMPDIR:-/tmp}, outside the
+#                      repository; its path is printed at start and end]
 set -euo pipefail
 # PGXS appends $(PROFILE) to CFLAGS: never let a stray one into the build
 unset PROFILE
@@ -98,8 +102,15 @@ PORT="${PORT:-55439}"
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "${RESULTS}"
-RAW="${RESULTS}/raw"
-mkdir -p "${RAW}"
+# raw outputs stay outside the repository unless BENCH_OUT says otherwise
+if [[ -n ${BENCH_OUT:-} ]]; then
+    RAW="${BENCH_OUT}"
+    mkdir -p "${RAW}"
+else
+    RAW="$(mktemp -d "${TMPDIR:-/tmp}/agentmesh-bench-out.XXXXXX")"
+    chmod 0755 "${RAW}"
+fi
+log "raw outputs go to ${RAW}"
 SUMMARY="${RESULTS}/${MODE}-summary.txt"
 
 W=""
@@ -535,4 +546,4 @@ case "${MODE}" in
     scale) scale ;;
     all) throughput; scale ;;
 esac
-log "raw outputs in ${RESULTS}"
+log "summary tables in ${RESULTS}; raw outputs in ${RAW}"
