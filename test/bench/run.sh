@@ -54,6 +54,7 @@
 #                      missed heartbeats after 5 minutes: shows the one-time
 #                      growth of the first write pass)
 #   LOAD_JOBS=J        parallel loader sessions                 [2]
+#   PG=N               PostgreSQL major version, 15 or 18       [15]
 #   PORT=P             port of the throwaway cluster            [55439]
 #   SKIP_BUILD=1       use the extension already installed
 #   KEEP=1             keep the cluster directory (path printed)
@@ -131,6 +132,7 @@ trap 'exit 130' INT TERM
 # --- setup -------------------------------------------------------------------
 
 ensure_packages
+select_pg "${PG:-15}"
 W="$(make_workdir agentmesh-bench)"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     stage_source "${W}/src"
