@@ -180,6 +180,8 @@ SELECT state FROM agentmesh.lm_reject('agent:zombie', 'not needed');
 SELECT pg_temp.fp() AS fp4 \gset
 SELECT agentmesh.lm_heartbeat('agent:zombie');
 \set VERBOSITY default
+-- a wrong token is refused (42501) before the state is looked at, so it
+-- learns nothing about the agent, zombie or not
 SELECT agentmesh.lm_heartbeat('agent:zombie', 'amk_not_a_token');
 \set VERBOSITY terse
 -- a pending agent's refused heartbeat is no zombie: no warning

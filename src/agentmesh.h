@@ -33,6 +33,9 @@ extern char *am_databases;
 #define AM_MAX_TAGS_BYTES	4096
 #define AM_MAX_TAGS_KEYS	64
 
+/* Every credential token starts with this (credentials.c). */
+#define AM_TOKEN_PREFIX		"amk_"
+
 /* ---- validate.c: arguments, limits, audit details ---- */
 
 extern char *am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
@@ -43,6 +46,7 @@ extern Jsonb *am_tags_arg(FunctionCallInfo fcinfo, int argno);
 extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
 extern Jsonb *am_details1(const char *k, const char *v);
 extern Jsonb *am_details2(const char *k1, const char *v1, const char *k2, const char *v2);
+extern char *am_log_quote(const char *s);
 
 /* ---- state_machine.c ---- */
 
@@ -151,7 +155,7 @@ typedef struct AmPriv
 
 extern Oid	am_extension_owner(void);
 extern Oid	am_relid(Oid nsp, const char *relname);
-extern void am_prevent_on_standby(const char *funcname);
+extern void am_require_writable(const char *funcname);
 extern int	am_attnum(TupleDesc desc, const char *name);
 extern Datum am_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull);
 extern void am_connect(AmPriv *priv);

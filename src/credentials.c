@@ -33,7 +33,7 @@
 
 #include "agentmesh.h"
 
-#define TOKEN_PREFIX		"amk_"
+#define TOKEN_PREFIX		AM_TOKEN_PREFIX
 #define TOKEN_PREFIX_LEN	4
 #define TOKEN_RANDOM_BYTES	32
 #define TOKEN_BODY_LEN		(TOKEN_RANDOM_BYTES * 2)
@@ -323,7 +323,8 @@ lm_verify_credential(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	token = text_to_cstring(t);
 
-	agent = am_token_agent(token, GetCurrentTransactionStartTimestamp(), true);
+	/* the wall clock: a transaction held open must not stretch a token's life */
+	agent = am_token_agent(token, GetCurrentTimestamp(), true);
 	explicit_bzero(token, TOKEN_LEN);
 	if (agent == NULL)
 		PG_RETURN_NULL();

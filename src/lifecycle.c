@@ -23,6 +23,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "agentmesh.h"
@@ -37,7 +38,7 @@ load_policy_or_error(const char *name, AmPolicy *pol)
 	if (!am_load_policy(name, pol))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("policy \"%s\" does not exist", name),
+				 errmsg("the requested policy does not exist"),
 				 errhint("Policies are rows of agentmesh.policies.")));
 }
 
@@ -209,7 +210,7 @@ lm_request(PG_FUNCTION_ARGS)
 	Datum		row;
 	bool		isnull;
 
-	am_prevent_on_standby("lm_request()");
+	am_require_writable("lm_request()");
 	load_policy_or_error(policy, &pol);
 	if (owner == NULL && pol.require_owner)
 		ereport(ERROR,
@@ -263,7 +264,7 @@ simple_transition(FunctionCallInfo fcinfo, AmOp op, int reason_arg, int actor_ar
 	AmPriv		priv;
 	Datum		row;
 
-	am_prevent_on_standby(psprintf("lm_%s()", am_transition(op)->name));
+	am_require_writable(psprintf("lm_%s()", am_transition(op)->name));
 	am_connect(&priv);
 	row = am_transition_agent(op, agent_id, actor,
 							  reason_arg >= 0 ? am_details1("reason", reason ? reason : "") : NULL);
@@ -282,7 +283,7 @@ lm_approve(PG_FUNCTION_ARGS)
 	AmPriv		priv;
 	Datum		row;
 
-	am_prevent_on_standby("lm_approve()");
+	am_require_writable("lm_approve()");
 	am_connect(&priv);
 	lock_agent_for(AM_OP_APPROVE, agent_id, &a);
 	load_policy_or_error(a.policy, &pol);
@@ -346,7 +347,7 @@ lm_change_owner(PG_FUNCTION_ARGS)
 	AmChange	chg = {true, new_owner, false, NULL};
 	Datum		row;
 
-	am_prevent_on_standby("lm_change_owner()");
+	am_require_writable("lm_change_owner()");
 	am_connect(&priv);
 	lock_agent_for(AM_OP_CHANGE_OWNER, agent_id, &a);
 	row = apply_op(AM_OP_CHANGE_OWNER, &a, actor, NULL, &chg);
@@ -391,7 +392,7 @@ issuing_op(FunctionCallInfo fcinfo, AmOp op, const char *new_owner, int actor_ar
 	AmState		state;
 	AmPriv		priv;
 
-	am_prevent_on_standby(psprintf("lm_%s()", am_transition(op)->name));
+	am_require_writable(psprintf("lm_%s()", am_transition(op)->name));
 	am_connect(&priv);
 	(void) am_issue_and_apply(op, agent_id, actor, new_owner,
 							  GetCurrentTransactionStartTimestamp(), &grant, &state);
@@ -435,7 +436,7 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 	Datum		row;
 	int			n;
 
-	am_prevent_on_standby("lm_revoke_credentials()");
+	am_require_writable("lm_revoke_credentials()");
 	am_connect(&priv);
 	lock_agent_for(AM_OP_REVOKE, agent_id, &a);
 	n = am_revoke_all_credentials(agent_id, reason, GetCurrentTransactionStartTimestamp());
@@ -452,22 +453,70 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
  * policy cache (policy.c), and nothing else happens unless the policy asks
  * for a token or an audit row.
  */
+/*
+ * One message for every refused heartbeat token (wrong, expired, revoked,
+ * another agent's, missing where the policy needs one, or for an agent that
+ * does not exist), naming neither the agent nor the token.
+ */
+pg_noreturn static void
+heartbeat_token_refused(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("heartbeat refused: no live credential of this agent was presented"),
+			 errhint("Pass the agent's current token as the second argument of lm_heartbeat().")));
+}
+
 PG_FUNCTION_INFO_V1(lm_heartbeat);
 Datum
 lm_heartbeat(PG_FUNCTION_ARGS)
 {
 	char	   *agent_id = am_agent_id_arg(fcinfo);
+	char	   *token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	AmPriv		priv;
 	AmPolicy	pol;
 	AmAgentRow	row;
 	AmState		state;
+	bool		found;
 	bool		isnull;
 	Datum		result;
 
-	am_prevent_on_standby("lm_heartbeat()");
+	am_require_writable("lm_heartbeat()");
 	am_connect(&priv);
-	if (!am_agent_row_lock(&row, agent_id))
+	found = am_agent_row_lock(&row, agent_id);
+
+	/*
+	 * A token, when given, must be a live credential of this agent, under
+	 * every policy, and it is checked before anything that depends on the
+	 * agent's existence or state, so that a wrong token learns nothing.  It
+	 * is checked after the row lock, in a snapshot taken after it (READ
+	 * COMMITTED), so that a revocation that committed while this call waited
+	 * for the row is seen; and against the wall clock, so that a
+	 * transaction held open cannot use a token past its expiry.
+	 */
+	if (token != NULL)
+	{
+		char	   *owner_of_token;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		owner_of_token = am_token_agent(token, GetCurrentTimestamp(), false);
+		PopActiveSnapshot();
+		if (!found || owner_of_token == NULL || strcmp(owner_of_token, agent_id) != 0)
+		{
+			if (found)
+				am_agent_row_close(&row);
+			heartbeat_token_refused();
+		}
+	}
+	else if (!found)
 		agent_not_found(agent_id);
+	if (!am_load_policy(TextDatumGetCString(am_agent_row_col(&row, "policy", &isnull)), &pol))
+		elog(ERROR, "policy of agent \"%s\" is missing", agent_id);
+	if (token == NULL && pol.heartbeat_requires_token)
+	{
+		am_agent_row_close(&row);
+		heartbeat_token_refused();
+	}
 	state = am_state_from_datum(am_agent_row_col(&row, "state", &isnull));
 	if (!am_op_allowed(AM_OP_HEARTBEAT, state))
 	{
@@ -478,19 +527,6 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 					 errdetail("A process still runs under an identity that was retired (a zombie agent)."),
 					 errhint("Find and stop the process; its credentials are no longer accepted.")));
 		am_report_wrong_state(AM_OP_HEARTBEAT, agent_id, state);
-	}
-	if (!am_load_policy(TextDatumGetCString(am_agent_row_col(&row, "policy", &isnull)), &pol))
-		elog(ERROR, "policy of agent \"%s\" is missing", agent_id);
-	if (pol.heartbeat_requires_token)
-	{
-		char	   *token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-		char	   *owner_of_token = am_token_agent(token, GetCurrentTransactionStartTimestamp(), false);
-
-		if (owner_of_token == NULL || strcmp(owner_of_token, agent_id) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("heartbeat for agent \"%s\" needs a valid credential of that agent", agent_id),
-					 errdetail("The agent's policy requires heartbeats to carry a token.")));
 	}
 	/* the agents trigger writes a heartbeat event only when the policy asks */
 	am_set_audit_context(AM_OP_HEARTBEAT,

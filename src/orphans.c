@@ -236,7 +236,7 @@ lm_check_and_rotate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite timestamp")));
-	am_prevent_on_standby("lm_check_and_rotate()");
+	am_require_writable("lm_check_and_rotate()");
 
 	InitMaterializedSRF(fcinfo, 0);
 	am_connect(&priv);

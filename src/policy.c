@@ -162,6 +162,26 @@ interval_positive(Datum iv)
 }
 
 /*
+ * A duration that means the same length of time on every date: no months
+ * or years (which the interval comparisons count as 30 and 360 days, so that
+ * '12 mons 6 days' passed a 366-day limit and issued 371-day credentials),
+ * and days and time of one sign (so that '1 day -23 hours' is refused rather
+ * than meaning one hour, or none across a daylight-saving change).
+ */
+static bool
+interval_is_duration(Datum iv)
+{
+	Interval   *i = DatumGetIntervalP(iv);
+
+	return i->month == 0 &&
+		!((i->day > 0 && i->time < 0) || (i->day < 0 && i->time > 0));
+}
+
+static const char *const duration_columns[] = {
+	"heartbeat_interval", "orphan_threshold", "max_credential_ttl", "rotation_overlap"
+};
+
+/*
  * Reject nonsense with 22023 (and a missing setting with 22004) before the
  * CHECK constraints, which remain as a backstop, would report it as a bare
  * 23514.  Called by the policies trigger on every INSERT and UPDATE.
@@ -195,10 +215,16 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 					!(name[0] >= 'a' && name[0] <= 'z')))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid policy name \"%s\"", name),
+				 errmsg("invalid policy name"),
 				 errhint("Policy names are 1 to 63 characters: a lower-case letter, then lower-case letters, digits, \"_\", \".\" or \"-\".")));
 
-	if (!interval_positive(am_col(tup, desc, "heartbeat_interval", &isnull)))
+	for (i = 0; i < lengthof(duration_columns) && bad == NULL; i++)
+		if (!interval_is_duration(am_col(tup, desc, duration_columns[i], &isnull)))
+			bad = duration_columns[i],
+				why = "must be a plain duration: days, hours, minutes and seconds of one sign, no months or years";
+	if (bad)
+		;
+	else if (!interval_positive(am_col(tup, desc, "heartbeat_interval", &isnull)))
 		bad = "heartbeat_interval", why = "must be positive";
 	else if (!interval_positive(am_col(tup, desc, "orphan_threshold", &isnull)))
 		bad = "orphan_threshold", why = "must be positive";

@@ -280,9 +280,9 @@ am_write_seal(void)
 	if (pending_seal_log)
 		pfree(pending_seal_log);
 	pending_seal_log = MemoryContextStrdup(TopMemoryContext,
-										   psprintf("agentmesh_lifecycle: audit seal %lld of database \"%s\": %lld events (event_id %lld to %lld, xact_id %llu to %llu), seal_hash %s",
+										   psprintf("agentmesh_lifecycle: audit seal %lld of database %s: %lld events (event_id %lld to %lld, xact_id %llu to %llu), seal_hash %s",
 													(long long) seal_id,
-													get_database_name(MyDatabaseId),
+													am_log_quote(get_database_name(MyDatabaseId)),
 													(long long) sum.count,
 													(long long) sum.first,
 													(long long) sum.last,

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
@@ -203,11 +204,12 @@ am_getcol_text(int col)
 }
 
 /*
- * Writes are refused on a hot standby with 25006 and a message that says
- * why, before any work is done.
+ * Writes are refused with 25006 on a hot standby and in a read-only
+ * transaction, before any work is done.  The heartbeat updates its row
+ * without the executor, which would otherwise make this check for it.
  */
 void
-am_prevent_on_standby(const char *funcname)
+am_require_writable(const char *funcname)
 {
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -215,6 +217,10 @@ am_prevent_on_standby(const char *funcname)
 				 errmsg("cannot execute %s on a standby server", funcname),
 				 errdetail("This server is a hot standby; lifecycle changes are made on the primary."),
 				 errhint("Connect to the primary to change agents; reads such as lm_get() and lm_verify_credential() work here.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s in a read-only transaction", funcname)));
 }
 
 /* Attribute number of a column by name; the column must exist. */

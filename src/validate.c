@@ -24,26 +24,63 @@
  * Argument checking
  * ----------------------------------------------------------------
  */
+/*
+ * Length in bytes of a character at p (which ends at end) that must not
+ * appear in names, owners, actors, teams and tags, or 0.  Refused: ASCII and
+ * C1 control characters (newline and tab allowed where multiline), and in
+ * UTF-8 the characters that make text display differently from what it is:
+ * the bidirectional marks (U+200E, U+200F, U+061C), embeddings, overrides
+ * and isolates (U+202A-U+202E, U+2066-U+2069), the line and paragraph
+ * separators (U+2028, U+2029), the zero-width characters (U+200B-U+200D,
+ * U+2060) and the byte order mark (U+FEFF).
+ */
+static int
+forbidden_char_len(const unsigned char *p, const unsigned char *end, bool multiline)
+{
+	size_t		left = end - p;
+
+	if (*p < 0x20 || *p == 0x7f)
+		return (multiline && (*p == '\n' || *p == '\t')) ? 0 : 1;
+	if (GetDatabaseEncoding() != PG_UTF8 || *p < 0xc2 || left < 2)
+		return 0;
+	/* U+0080-U+009F */
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	/* U+061C */
+	if (p[0] == 0xd8 && p[1] == 0x9c)
+		return 2;
+	if (left < 3)
+		return 0;
+	if (p[0] == 0xe2 && p[1] == 0x80 &&
+		((p[2] >= 0x8b && p[2] <= 0x8f) ||	/* U+200B-U+200F */
+		 (p[2] >= 0xa8 && p[2] <= 0xae)))	/* U+2028-U+202E */
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x81 &&
+		(p[2] == 0xa0 ||		/* U+2060 */
+		 (p[2] >= 0xa6 && p[2] <= 0xa9)))	/* U+2066-U+2069 */
+		return 3;
+	/* U+FEFF */
+	if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+		return 3;
+	return 0;
+}
+
+static bool
+has_forbidden_chars_len(const char *s, size_t len, bool multiline)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + len;
+
+	for (; p < end; p++)
+		if (forbidden_char_len(p, end, multiline) > 0)
+			return true;
+	return false;
+}
+
 static bool
 has_forbidden_chars(const char *s, bool multiline)
 {
-	const unsigned char *p;
-
-	for (p = (const unsigned char *) s; *p; p++)
-	{
-		if (*p < 0x20 || *p == 0x7f)
-		{
-			if (multiline && (*p == '\n' || *p == '\t'))
-				continue;
-			return true;
-		}
-		/* Unicode bidi embedding/override/isolate controls, which disguise text */
-		if (GetDatabaseEncoding() == PG_UTF8 && p[0] == 0xe2 &&
-			((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-			 (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
-			return true;
-	}
-	return false;
+	return has_forbidden_chars_len(s, strlen(s), multiline);
 }
 
 static bool
@@ -89,7 +126,7 @@ am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s contains control characters", argname),
-				 errdetail("Control characters and Unicode bidirectional controls are not allowed.")));
+				 errdetail("Control characters, Unicode bidirectional controls, line separators and zero-width characters are not allowed.")));
 	return s;
 }
 
@@ -102,10 +139,22 @@ am_actor(FunctionCallInfo fcinfo, int argno)
 	return a ? a : GetUserNameFromId(GetSessionUserId(), false);
 }
 
+/*
+ * The agent_id argument.  A credential token passed there by mistake would
+ * be echoed by "agent ... does not exist" into the client's error and the
+ * server log; anything shaped like one is refused without echoing it.
+ */
 char *
 am_agent_id_arg(FunctionCallInfo fcinfo)
 {
-	return am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
+	char	   *id = am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
+
+	if (strncmp(id, AM_TOKEN_PREFIX, strlen(AM_TOKEN_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("agent_id looks like a credential token"),
+				 errhint("Pass the agent's id (\"agent:...\") as agent_id; a token goes in the token argument only.")));
+	return id;
 }
 
 /* tags: a flat JSON object of string values, within documented limits */
@@ -152,6 +201,12 @@ am_tags_arg(FunctionCallInfo fcinfo, int argno)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("tag names must not be empty")));
 		}
+		if ((tok == WJB_KEY || (tok == WJB_VALUE && v.type == jbvString)) &&
+			has_forbidden_chars_len(v.val.string.val, v.val.string.len, false))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tags contain control characters"),
+					 errdetail("Control characters, Unicode bidirectional controls, line separators and zero-width characters are not allowed in tag names or values.")));
 		else if (tok == WJB_VALUE && v.type != jbvString)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -205,4 +260,31 @@ am_details2(const char *k1, const char *v1, const char *k2, const char *v2)
 	const char *v[2] = {v1, v2};
 
 	return am_jsonb_build(2, k, v);
+}
+
+/*
+ * A name from the catalog or from a user (a database name, say) as it may
+ * appear inside a log line: in double quotes, with backslash, double quote
+ * and every control character written as an escape, so that no name can end
+ * the line and start one that looks like the server's own.
+ */
+char *
+am_log_quote(const char *s)
+{
+	StringInfoData buf;
+	const unsigned char *p;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '"');
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfo(&buf, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			appendStringInfo(&buf, "\\x%02x", *p);
+		else
+			appendStringInfoChar(&buf, (char) *p);
+	}
+	appendStringInfoChar(&buf, '"');
+	return buf.data;
 }

@@ -425,8 +425,8 @@ scan_databases(AmDatabase *dbs, MemoryContext ctx)
 		if (n >= AM_MAX_DATABASES)
 		{
 			ereport(LOG,
-					(errmsg("agentmesh_lifecycle serves at most %d databases; database \"%s\" gets no maintenance worker",
-							AM_MAX_DATABASES, NameStr(db->datname))));
+					(errmsg("agentmesh_lifecycle serves at most %d databases; database %s gets no maintenance worker",
+							AM_MAX_DATABASES, am_log_quote(NameStr(db->datname)))));
 			continue;
 		}
 		dbs[n].oid = db->oid;
@@ -454,7 +454,7 @@ start_worker(int idx, AmWorkerSlot *slot)
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "agentmesh_lifecycle");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "am_worker_main");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "agentmesh_lifecycle worker for database %s",
-			 NameStr(slot->datname));
+			 am_log_quote(NameStr(slot->datname)));
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "agentmesh_lifecycle worker");
 	bgw.bgw_main_arg = Int32GetDatum(idx);
 	memcpy(bgw.bgw_extra, &slot->generation, sizeof(uint32));
@@ -558,8 +558,8 @@ launcher_reconcile(MemoryContext ctx)
 			if (!no_room_logged)
 				ereport(LOG,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-						 errmsg("could not start an agentmesh_lifecycle worker for database \"%s\"",
-								NameStr(slot->datname)),
+						 errmsg("could not start an agentmesh_lifecycle worker for database %s",
+								am_log_quote(NameStr(slot->datname))),
 						 errhint("Raise max_worker_processes: each database with the extension needs one background worker.")));
 			no_room_logged = true;
 		}

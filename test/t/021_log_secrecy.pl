@@ -98,7 +98,7 @@ ok(pgbench('agent_login', 'extended', $hb, id => $id_hb, tok => $tok{heartbeat})
 
 my $log = slurp_file($node->logfile, $logpos);
 like($log, qr/execute .*lm_verify_credential\(\$1\)/, 'the statements were logged (log_statement = all)');
-like($log, qr/permission denied|needs a valid credential/, 'the failing heartbeat was logged as an ERROR');
+like($log, qr/permission denied|heartbeat refused: no live credential/, 'the failing heartbeat was logged as an ERROR');
 for my $kind (sort keys %tok)
 {
 	my $body = substr($tok{$kind}, 4, 40);
@@ -120,6 +120,24 @@ ok(pgbench('careless_login', 'extended', $verify, tok => $control), 'control ver
 my $ctl = slurp_file($node->logfile, $logpos);
 ok(index($ctl, $control) >= 0,
 	'negative control: a login without log_parameter_max_length = 0 leaks the token as a logged parameter');
+
+# A name in a log line is quoted and escaped: a database whose name holds a
+# newline cannot start a line that looks like the server's own (here a
+# forged seal line).
+my $evil = "ev\"il\nLOG:  agentmesh_lifecycle: audit seal 9";
+$node->safe_psql('postgres', q{SELECT format('CREATE DATABASE %I', E'}
+	  . ($evil =~ s/\n/\\n/r =~ s/'/''/gr) . q{') \gexec});
+$logpos = -s $node->logfile;
+$node->safe_psql($evil, q{
+CREATE EXTENSION agentmesh_lifecycle;
+SELECT agentmesh.lm_request('b', 'o@example.com') IS NOT NULL;
+SELECT seals FROM agentmesh.lm_run_maintenance();
+});
+my $seal_log = slurp_file($node->logfile, $logpos);
+like($seal_log, qr/audit seal 1 of database "ev\\"il\\x0aLOG:  agentmesh_lifecycle: audit seal 9": /,
+	'the seal line quotes and escapes the database name');
+unlike($seal_log, qr/^LOG:  agentmesh_lifecycle: audit seal 9/m,
+	'no log line starts with the forged text');
 
 $node->stop;
 done_testing();
