@@ -7,7 +7,8 @@
 # untouched default with agents under custom policies and seals; a changed
 # default.  The server has no shared_preload_libraries: restoring must not
 # depend on it.  Also: DROP DATABASE of a database with audit rows is not
-# affected by the drop guard.
+# affected by the drop guard, and the guard and its setting work without
+# preload.
 use strict;
 use warnings;
 use IPC::Run;
@@ -175,6 +176,31 @@ is($n, 9, 'three databases restored in three forms each');
 my ($rc, $out, $err) = run_cmd([ 'psql', '-X', '-d', $node->connstr('postgres'),
 	'-c', 'DROP DATABASE custom_policies_plain' ]);
 is("$rc|$err", '0|', 'DROP DATABASE of a database with audit rows succeeds');
+
+# The drop guard without shared_preload_libraries: in a new session the
+# library is not loaded yet, so SET creates a placeholder; the event trigger
+# loads the library, which keeps a superuser's value and discards anyone
+# else's.
+my $db = 'one_request_custom';
+($rc, $out, $err) = run_cmd([ 'psql', '-X', '-d', $node->connstr($db),
+	'-c', 'DROP EXTENSION agentmesh_lifecycle' ]);
+ok($rc != 0 && $err =~ /cannot be dropped while its audit trail holds events/,
+	'drop guard: DROP EXTENSION refused in a new session without preload');
+$node->safe_psql('postgres', 'CREATE ROLE guard_user LOGIN IN ROLE agentmesh_auditor');
+$node->safe_psql($db, 'GRANT USAGE ON SCHEMA agentmesh TO guard_user');
+($rc, $out, $err) = run_cmd([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db), '-U', 'guard_user',
+	'-c', 'SET agentmesh_lifecycle.allow_drop = on',
+	'-c', 'SELECT agentmesh.lm_summary() IS NOT NULL',
+	'-c', 'SHOW agentmesh_lifecycle.allow_drop' ]);
+is($out, "t\noff\n", "drop guard: a non-superuser's value set before the load is discarded");
+like($err, qr/permission denied to set parameter "agentmesh_lifecycle.allow_drop"/,
+	'drop guard: ... with a warning');
+($rc, $out, $err) = run_cmd([ 'psql', '-X', '-d', $node->connstr($db),
+	'-c', 'SET agentmesh_lifecycle.allow_drop = on',
+	'-c', 'DROP EXTENSION agentmesh_lifecycle' ]);
+is("$rc|$err", '0|', "drop guard: a superuser's value set before the load allows the drop");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_extension WHERE extname = 'agentmesh_lifecycle'}),
+	'0', 'drop guard: the extension is gone');
 
 $node->stop;
 done_testing();
