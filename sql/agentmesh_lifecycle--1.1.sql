@@ -110,8 +110,8 @@ CREATE TABLE agentmesh.agents (
 	purpose pg_catalog.text NOT NULL DEFAULT '',
 	agent_type pg_catalog.text NOT NULL DEFAULT 'autonomous',
 	state agentmesh.lifecycle_state NOT NULL,
-	policy pg_catalog.text NOT NULL DEFAULT 'default'
-		REFERENCES agentmesh.policies (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+	/* a policy name; checked by agents_guard, not a foreign key (see audit.c) */
+	policy pg_catalog.text NOT NULL DEFAULT 'default',
 	credential_id pg_catalog.text,
 	credential_issued_at pg_catalog.timestamptz,
 	credential_expires_at pg_catalog.timestamptz,
@@ -142,7 +142,8 @@ CREATE INDEX agents_state_idx ON agentmesh.agents (state);
  * ------------------------------------------------------------------------- */
 CREATE TABLE agentmesh.credentials (
 	credential_id pg_catalog.text PRIMARY KEY,
-	agent_id pg_catalog.text NOT NULL REFERENCES agentmesh.agents (agent_id),
+	/* written only under the agent's row lock; no foreign key (see audit.c) */
+	agent_id pg_catalog.text NOT NULL,
 	token_hash pg_catalog.bytea NOT NULL UNIQUE
 		CONSTRAINT credentials_token_hash_check
 		CHECK (pg_catalog.length(token_hash) OPERATOR(pg_catalog.=) 32),
@@ -470,3 +471,20 @@ GRANT EXECUTE ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, p
 	TO agentmesh_admin;
 GRANT EXECUTE ON FUNCTION agentmesh.lm_worker_status() TO agentmesh_admin, agentmesh_auditor;
 GRANT SELECT ON agentmesh.audit_seals, agentmesh.worker_status TO agentmesh_admin, agentmesh_auditor;
+
+/* ---- 1.1: restore and drop guard ---- */
+
+/*
+ * The drop guard: DROP EXTENSION agentmesh_lifecycle and DROP SCHEMA
+ * agentmesh are refused while the audit trail holds events, unless a
+ * superuser set agentmesh_lifecycle.allow_drop (src/drop_guard.c).  ENABLE
+ * ALWAYS, so that session_replication_role = replica does not switch it off.
+ */
+CREATE FUNCTION agentmesh.drop_guard() RETURNS event_trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'agentmesh_drop_guard';
+REVOKE ALL ON FUNCTION agentmesh.drop_guard() FROM PUBLIC;
+CREATE EVENT TRIGGER agentmesh_lifecycle_drop_guard ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+	EXECUTE FUNCTION agentmesh.drop_guard();
+ALTER EVENT TRIGGER agentmesh_lifecycle_drop_guard ENABLE ALWAYS;
+COMMENT ON EVENT TRIGGER agentmesh_lifecycle_drop_guard IS 'Refuses to drop agentmesh_lifecycle while audit rows exist, unless agentmesh_lifecycle.allow_drop is on.';

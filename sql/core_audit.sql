@@ -153,5 +153,6 @@ SELECT tgname, tgenabled FROM pg_trigger
 SET client_min_messages = warning;
 DROP FUNCTION pg_temp.recompute(agentmesh.audit_events);
 DROP EXTENSION pgcrypto;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

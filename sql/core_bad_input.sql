@@ -193,5 +193,6 @@ SELECT purpose FROM agentmesh.lm_request('multi', 'o@example.com', E'line 1\n\tl
 SELECT intact FROM agentmesh.lm_verify_audit();
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

@@ -282,5 +282,6 @@ SELECT event_type, CASE WHEN actor = session_user THEN '(session user)' ELSE act
   FROM agentmesh.lm_audit_trail(:'cb') ORDER BY seq;
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

@@ -112,4 +112,5 @@ SELECT * FROM agentmesh.lm_heartbeat(:'p');
 SELECT pg_temp.fp() = :'before_bad' AS unchanged;
 
 SELECT intact FROM agentmesh.lm_verify_audit();
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;

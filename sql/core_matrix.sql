@@ -143,5 +143,6 @@ SELECT count(*) AS transient FROM agentmesh.agents
 SELECT intact, problem FROM agentmesh.lm_verify_audit();
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

@@ -252,4 +252,5 @@ SELECT count(*) = :h_events AS no_event_for_refused FROM agentmesh.audit_events 
 SELECT intact, problem FROM agentmesh.lm_verify_audit();
 
 DROP FUNCTION pg_temp.orphans(timestamptz);
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;

@@ -85,7 +85,7 @@ SET session_replication_role = replica;
 DELETE FROM agentmesh.policies WHERE name = 'no-approval';
 UPDATE agentmesh.policies SET name = 'renamed' WHERE name = 'no-approval';
 RESET session_replication_role;
--- TRUNCATE refused: the agents' foreign key first, and with CASCADE the trigger (55000)
+-- TRUNCATE refused by the trigger (55000), with or without CASCADE
 TRUNCATE agentmesh.policies;
 TRUNCATE agentmesh.policies CASCADE;
 SELECT pg_temp.fp() = :'fp0' AS unchanged;
@@ -243,4 +243,5 @@ SELECT pg_temp.fp() = :'fp2' AS unchanged;
 SELECT intact FROM agentmesh.lm_verify_audit();
 
 DROP FUNCTION pg_temp.policy_events(text);
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;

@@ -166,6 +166,7 @@ SELECT agent_id AS se FROM agentmesh.lm_request('self', 'o@example.com', actor =
 SELECT state FROM agentmesh.lm_approve(:'se', 'alice@example.com');
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 DROP ROLE regress_admin, regress_approver, regress_requester, regress_agent,
 	regress_auditor, regress_nobody;

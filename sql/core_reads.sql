@@ -161,4 +161,5 @@ SELECT count(*) AS to_transient FROM agentmesh.lm_transitions()
 SELECT (SELECT array_agg(t::text ORDER BY t::text) FROM agentmesh.lm_transitions() t)
 	 = (SELECT array_agg(t::text ORDER BY t::text) FROM agentmesh.lm_transitions() t) AS stable;
 
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;

@@ -86,5 +86,6 @@ SELECT intact, problem FROM agentmesh.lm_verify_audit();
 SELECT agentmesh.lm_summary();
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

@@ -92,5 +92,6 @@ SELECT intact FROM agentmesh.lm_verify_audit();
 DROP TABLE snapshot;
 DROP ROLE regress_agent_login;
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

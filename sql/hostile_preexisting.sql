@@ -9,6 +9,7 @@
 \set VERBOSITY sqlstate
 -- make sure the group roles exist (they outlive the extension), as NOLOGIN
 CREATE EXTENSION agentmesh_lifecycle;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 
 -- 1. schema agentmesh created beforehand by an unprivileged role
@@ -39,5 +40,6 @@ ALTER ROLE agentmesh_agent NOSUPERUSER;
 -- with the squatters gone the install works
 CREATE EXTENSION agentmesh_lifecycle;
 SELECT count(*) AS extension_rows FROM pg_extension WHERE extname = 'agentmesh_lifecycle';
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 DROP ROLE regress_squatter;

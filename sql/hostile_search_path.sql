@@ -88,6 +88,7 @@ SELECT is_called AS any_fake_called FROM hostile.fake_calls;
 
 RESET search_path;
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 DROP SCHEMA hostile CASCADE;
 RESET client_min_messages;

@@ -119,5 +119,6 @@ ROLLBACK;
 SELECT intact FROM agentmesh.lm_verify_audit();
 
 SET client_min_messages = warning;
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 RESET client_min_messages;

@@ -22,6 +22,7 @@ extern int	am_naptime;
 extern bool am_enabled;
 extern int	am_batch_size;
 extern char *am_databases;
+extern bool am_allow_drop;
 
 #define AM_SCHEMA			"agentmesh"
 #define AM_MAINT_ACTOR		"agentmesh-maintenance"

@@ -20,6 +20,7 @@ int			am_naptime = 60;
 bool		am_enabled = true;
 int			am_batch_size = 1000;
 char	   *am_databases = NULL;
+bool		am_allow_drop = false;
 
 void		_PG_init(void);
 
@@ -45,6 +46,16 @@ _PG_init(void)
 							   "Comma-separated databases the workers may serve; empty means every database with the extension.",
 							   NULL, &am_databases, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/*
+	 * PGC_SUSET: a value set before the library was loaded (a placeholder)
+	 * is kept at load only if a superuser set it, so SET before the first
+	 * call of the extension works for a superuser and for no one else.
+	 */
+	DefineCustomBoolVariable("agentmesh_lifecycle.allow_drop",
+							 "Allows dropping the extension, or schema agentmesh, while audit rows exist.",
+							 "Only for the session that sets it; take a pg_dump first.",
+							 &am_allow_drop, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("agentmesh_lifecycle");
 
 	/*

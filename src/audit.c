@@ -339,6 +339,28 @@ is_extension_owner_or_superuser(void)
  * agents trigger
  * ----------------------------------------------------------------
  */
+
+/*
+ * An agent's policy must exist.  This is checked here rather than by a
+ * foreign key: pg_dump orders the data of an extension's tables by their
+ * foreign keys, but records no such dependency for a parallel pg_restore
+ * (-j), which may then load agents before policies (and credentials before
+ * agents) and fail.  Policies are never deleted, renamed or truncated
+ * (policies_guard), so a check at insert and at a change of policy keeps
+ * every reference valid; lm_verify_audit() checks all of them.
+ */
+static void
+check_policy_exists(HeapTuple tup, TupleDesc desc)
+{
+	AmPolicy	pol;
+	char	   *pname = col_text(tup, desc, "policy");
+
+	if (pname == NULL || !am_load_policy(pname, &pol))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("policy \"%s\" does not exist", pname ? pname : ""),
+				 errdetail("The policy of an agent must be a row of agentmesh.policies.")));
+}
 static const char *const heartbeat_columns[] = {
 	"last_heartbeat", "heartbeat_count", "heartbeat_missed_at"
 };
@@ -424,8 +446,19 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("permission denied to insert an agent with an audit chain"),
 						 errdetail("Only the extension owner restores agents from a dump.")));
+			if (!restored.has_head)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("restored agent \"%s\" has an invalid audit chain head", agent_id),
+						 errdetail("A restored agent needs audit_seq > 0 and a 32-byte audit_head.")));
+
+			/*
+			 * Stored as it is, its policy unchecked: a parallel pg_restore
+			 * may load agents before policies (see check_policy_exists).
+			 */
 			return PointerGetDatum(newtup);
 		}
+		check_policy_exists(newtup, desc);
 		if (ctx.active)
 			op = ctx.op;
 		else if (to == AM_PENDING_APPROVAL)
@@ -464,6 +497,8 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("agent_id of agent \"%s\" cannot be changed", old_id)));
 		read_chain(oldtup, desc, &chain);
+		if (col_changed(oldtup, newtup, desc, "policy"))
+			check_policy_exists(newtup, desc);
 
 		if (ctx.active)
 			op = ctx.op;
@@ -632,6 +667,104 @@ keep_chain:
  */
 static bool restoring_policy = false;
 
+/*
+ * The chain fields of an inserted policy.  A new policy starts with no
+ * chain (audit_seq 0, no head) and the trigger writes its first event;
+ * only a restore by the extension owner (or a superuser) brings a row that
+ * already carries its chain, and that chain must at least look like one.
+ * Anything else would be stored as the head of a chain that can never
+ * verify, so it is refused before anything is written.  Returns whether the
+ * row carries a chain (a restored row).
+ */
+static bool
+check_inserted_policy_chain(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		seq_null;
+	bool		head_null;
+	int64		seq = DatumGetInt64(am_col(tup, desc, "audit_seq", &seq_null));
+	Datum		head = am_col(tup, desc, "audit_head", &head_null);
+
+	if (seq_null || (seq == 0 && head_null))
+		return false;
+	if (!is_extension_owner_or_superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit chain of policy \"%s\" cannot be set", name),
+				 errdetail("audit_seq and audit_head are maintained by the audit trigger."),
+				 errhint("Insert the policy without audit_seq and audit_head; only a restore by the extension owner carries them.")));
+	if (seq <= 0 || head_null ||
+		VARSIZE_ANY_EXHDR(DatumGetByteaPP(head)) != PG_SHA256_DIGEST_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("restored policy \"%s\" has an invalid audit chain head", name),
+				 errdetail("A restored policy needs audit_seq > 0 and a 32-byte audit_head."),
+				 errhint("Insert the policy without audit_seq and audit_head to start a new chain.")));
+	return true;
+}
+
+/*
+ * Replace the installed 'default' with a dumped one, if the installed row
+ * is still untouched (no chain: never changed since CREATE EXTENSION).  A
+ * dumped 'default' without a chain must also have the installed settings,
+ * so that only its timestamps are taken over; a changed one carries its
+ * chain and replaces everything.  Returns false, changing nothing, when
+ * this is not such a restore: the INSERT then proceeds and fails on the
+ * duplicate key as any second 'default' would.
+ */
+static bool
+replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool carries_chain)
+{
+	AmPlan		upd = {
+		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
+		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
+		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
+		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
+		" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
+		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
+		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
+		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
+		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
+		" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+		" FROM (SELECT ($1::agentmesh.policies).*) r"
+		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
+		"   AND ($2 OR (p.require_approval, p.require_owner, p.require_distinct_approver,"
+		"        p.heartbeat_interval, p.orphan_threshold, p.max_inactive_days,"
+		"        p.max_credential_ttl, p.rotation_overlap, p.auto_rotate,"
+		"        p.revoke_on_decommission, p.heartbeat_requires_token, p.audit_heartbeats,"
+		"        p.auto_decommission) IS NOT DISTINCT FROM"
+		"       (r.require_approval, r.require_owner, r.require_distinct_approver,"
+		"        r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
+		"        r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
+		"        r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
+		"        r.auto_decommission))",
+		2, {am_type_oid("policies"), BOOLOID}
+	};
+	Datum		args[2];
+	AmPriv		priv;
+	volatile uint64 replaced = 0;
+
+	args[0] = heap_copy_tuple_as_datum(newtup, desc);
+	args[1] = BoolGetDatum(carries_chain);
+	am_connect(&priv);
+	restoring_policy = true;
+	PG_TRY();
+	{
+		am_exec(&upd, args, NULL, false, 0);
+		replaced = SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		restoring_policy = false;
+	}
+	PG_END_TRY();
+	if (upd.plan)
+		SPI_freeplan(upd.plan);
+	am_finish(&priv);
+	if (replaced > 0)
+		am_policy_changed(RelationGetRelid(rel));
+	return replaced > 0;
+}
+
 PG_FUNCTION_INFO_V1(agentmesh_policies_guard);
 Datum
 agentmesh_policies_guard(PG_FUNCTION_ARGS)
@@ -680,56 +813,21 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 
 	if (oldtup == NULL)
 	{
-		read_chain(newtup, desc, &chain);
-		if (chain.seq > 0)
-		{
-			/*
-			 * A row that carries its chain comes from pg_restore.  The script
-			 * already created 'default'; overwrite it with the dumped values
-			 * instead of failing on the duplicate key.
-			 */
-			if (!is_extension_owner_or_superuser())
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied to insert a policy with an audit chain"),
-						 errdetail("Only the extension owner restores policies from a dump.")));
-			if (strcmp(name, "default") == 0)
-			{
-				AmPlan		upd = {
-					"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
-					" require_distinct_approver, heartbeat_interval, orphan_threshold,"
-					" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
-					" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
-					" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
-					" (r.require_approval, r.require_owner, r.require_distinct_approver,"
-					" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
-					" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
-					" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-					" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
-					" FROM (SELECT ($1::agentmesh.policies).*) r WHERE p.name = 'default'",
-					1, {am_type_oid("policies")}
-				};
-				Datum		row = heap_copy_tuple_as_datum(newtup, desc);
+		bool		carries_chain = check_inserted_policy_chain(newtup, desc, name);
 
-				am_connect(&priv);
-				restoring_policy = true;
-				PG_TRY();
-				{
-					am_exec(&upd, &row, NULL, false, 0);
-				}
-				PG_FINALLY();
-				{
-					restoring_policy = false;
-				}
-				PG_END_TRY();
-				if (upd.plan)
-					SPI_freeplan(upd.plan);
-				am_finish(&priv);
-				am_policy_changed(RelationGetRelid(td->tg_relation));
-				return PointerGetDatum(NULL);
-			}
+		/*
+		 * The install script created 'default'.  A dumped 'default' being
+		 * restored replaces it while it is still the untouched installed
+		 * row; a dumped row that carries its chain is otherwise stored as it
+		 * is.  Nothing here writes an audit event: the dump carries them.
+		 */
+		if (strcmp(name, "default") == 0 && is_extension_owner_or_superuser() &&
+			replace_installed_default(td->tg_relation, newtup, desc, carries_chain))
+			return PointerGetDatum(NULL);
+		if (carries_chain)
 			return PointerGetDatum(newtup);
-		}
+		chain.seq = 0;
+		chain.has_head = false;
 		am_validate_policy(newtup, desc, name);
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"insert\"}");
@@ -877,6 +975,31 @@ static AmPlan verify_heads_plan = {
 	"    OR s.audit_head IS DISTINCT FROM e.hash"
 	" ORDER BY s.agent_id, s.policy LIMIT 1",
 	1, {TEXTOID}
+};
+
+/*
+ * References that no foreign key holds (see check_policy_exists): after a
+ * restore that lost a table's rows, the events, agents or credentials left
+ * behind must not verify as intact.
+ */
+static AmPlan verify_refs_plan = {
+	"SELECT event_id, agent_id, policy, problem FROM ("
+	"   SELECT 1 AS o, NULL::int8 AS event_id, a.agent_id, NULL::text AS policy,"
+	"          'agent refers to a policy that does not exist' AS problem"
+	"     FROM agentmesh.agents a"
+	"    WHERE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = a.policy)"
+	"   UNION ALL"
+	"   SELECT 2, NULL, c.agent_id, NULL, 'credential of an agent that does not exist'"
+	"     FROM agentmesh.credentials c"
+	"    WHERE NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = c.agent_id)"
+	"   UNION ALL"
+	"   SELECT 3, e.event_id, e.agent_id, e.policy, 'audit event of a subject that does not exist'"
+	"     FROM agentmesh.audit_events e"
+	"    WHERE CASE WHEN e.agent_id IS NOT NULL"
+	"          THEN NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = e.agent_id)"
+	"          ELSE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = e.policy) END"
+	" ) s ORDER BY o, event_id, agent_id, policy LIMIT 1",
+	0, {InvalidOid}
 };
 
 typedef struct VerifyResult
@@ -1054,6 +1177,30 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 			res.event_id = isnull ? 0 : DatumGetInt64(ev);
 			res.seq = seq;
 			res.problem = pstrdup("chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (res.intact && only == NULL)
+	{
+		am_exec(&verify_refs_plan, NULL, NULL, true, 1);
+		if (SPI_processed > 0)
+		{
+			MemoryContext old;
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		ev = SPI_getbinval(tup, desc, 1, &isnull);
+			char	   *a = nullable_text(tup, desc, 2);
+			char	   *p = nullable_text(tup, desc, 3);
+			char	   *problem = nullable_text(tup, desc, 4);
+
+			old = MemoryContextSwitchTo(upper);
+			res.intact = false;
+			res.has_event = !isnull;
+			res.event_id = isnull ? 0 : DatumGetInt64(ev);
+			res.agent_id = a ? pstrdup(a) : NULL;
+			res.policy = p ? pstrdup(p) : NULL;
+			res.problem = pstrdup(problem);
 			MemoryContextSwitchTo(old);
 		}
 	}

@@ -157,7 +157,7 @@ wait_workers('db3', 1, 'CREATE EXTENSION starts a worker');
 cmp_ok(time() - $t, '<', 5, 'within a few seconds');
 
 $t = time();
-$node->safe_psql('db3', 'DROP EXTENSION agentmesh_lifecycle');
+$node->safe_psql('db3', 'SET agentmesh_lifecycle.allow_drop = on; DROP EXTENSION agentmesh_lifecycle');
 wait_workers('db3', 0, 'DROP EXTENSION stops the worker');
 cmp_ok(time() - $t, '<', 5, 'promptly');
 $node->safe_psql('postgres', 'DROP DATABASE db3');
