@@ -124,4 +124,5 @@ SELECT pg_temp.fp() = :'fp2' AS unchanged;
 UPDATE agentmesh.policies SET max_credential_ttl = '366 days', rotation_overlap = '1 day 12:00'
 	WHERE name = 'default' RETURNING max_credential_ttl, rotation_overlap;
 
+SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
