@@ -323,7 +323,7 @@ CREATE FUNCTION agentmesh.lm_transitions()
 	LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'lm_transitions';
 
 /* ---------------------------------------------------------------------------
- * Privileges.  PUBLIC gets nothing; the grant table is in the README.
+ * Privileges.  PUBLIC gets nothing; the grant table is in docs/roles.md.
  * ------------------------------------------------------------------------- */
 REVOKE ALL ON ALL TABLES IN SCHEMA agentmesh FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA agentmesh FROM PUBLIC;
@@ -389,7 +389,7 @@ GRANT EXECUTE ON FUNCTION
  * Audit seals, written by lm_run_maintenance() (the worker's pass): each
  * covers every audit event whose xact_id lies in [xmin_from, xmin_to), a
  * range of finished transactions, and is chained to the previous seal.  The
- * hash format is in src/maintenance.c and the README.  Immutable like
+ * hash format is in src/seals.c and docs/audit.md.  Immutable like
  * audit_events; the unique prev_seal_hash makes a forked chain impossible.
  */
 CREATE SEQUENCE agentmesh.audit_seals_seal_id_seq;

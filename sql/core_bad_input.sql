@@ -1,6 +1,6 @@
 --
 -- core_bad_input: every class of bad input gets its SQLSTATE and changes
--- nothing.  Limits (src/agentmesh.h, README "Limits"): name 200 characters,
+-- nothing.  Limits (src/agentmesh.h, docs/errors.md "Limits"): name 200 characters,
 -- other text 1000, ids 100, tags 4096 bytes and 64 keys.
 --
 CREATE EXTENSION agentmesh_lifecycle;

@@ -41,8 +41,8 @@ SELECT count(*) AS default_events FROM agentmesh.audit_events WHERE policy = 'de
 -- what a restore of the untouched 'default' does (the extension owner, the
 -- installed settings): the dumped row replaces the installed one, no event
 INSERT INTO agentmesh.policies (name, created_at, updated_at)
-	VALUES ('default', '2001-02-03 04:05:06+00', '2001-02-03 04:05:06+00');
-SELECT created_at = '2001-02-03 04:05:06+00' AS taken_over, audit_seq, audit_head IS NULL AS no_head
+	VALUES ('default', '2001-02-03+00', '2001-02-03+00');
+SELECT created_at = '2001-02-03+00' AS taken_over, audit_seq, audit_head IS NULL AS no_head
   FROM agentmesh.policies WHERE name = 'default';
 SELECT count(*) AS default_events FROM agentmesh.audit_events WHERE policy = 'default';
 

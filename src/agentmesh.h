@@ -27,7 +27,7 @@ extern bool am_allow_drop;
 #define AM_SCHEMA			"agentmesh"
 #define AM_MAINT_ACTOR		"agentmesh-maintenance"
 
-/* Documented input limits (README, "Limits"). */
+/* Documented input limits (docs/errors.md, "Limits"). */
 #define AM_MAX_NAME_LEN		200
 #define AM_MAX_TEXT_LEN		1000	/* owner, purpose, agent_type, actor, reason */
 #define AM_MAX_ID_LEN		100

@@ -15,7 +15,7 @@
 
 PG_MODULE_MAGIC;
 
-/* GUCs (README, "Background worker") */
+/* GUCs (docs/worker.md, "Settings") */
 int			am_naptime = 60;
 bool		am_enabled = true;
 int			am_batch_size = 1000;

@@ -108,7 +108,7 @@ am_register_xact_callbacks(void)
  *
  * text and bytes are a big-endian int32 length and the UTF-8 bytes (length
  * -1 for NULL); integers are big-endian.  Nothing depends on TimeZone or
- * DateStyle.  hash = SHA-256 of the encoding.  The README shows the same
+ * DateStyle.  hash = SHA-256 of the encoding.  docs/audit.md shows the same
  * encoding in plain SQL, and the tests check one against the other.
  * ----------------------------------------------------------------
  */
@@ -358,7 +358,7 @@ check_policy_exists(HeapTuple tup, TupleDesc desc)
 	if (pname == NULL || !am_load_policy(pname, &pol))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("policy \"%s\" does not exist", pname ? pname : ""),
+				 errmsg("the agent's policy does not exist"),
 				 errdetail("The policy of an agent must be a row of agentmesh.policies.")));
 }
 static const char *const heartbeat_columns[] = {
@@ -727,16 +727,9 @@ replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool c
 		" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
 		" FROM (SELECT ($1::agentmesh.policies).*) r"
 		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
-		"   AND ($2 OR (p.require_approval, p.require_owner, p.require_distinct_approver,"
-		"        p.heartbeat_interval, p.orphan_threshold, p.max_inactive_days,"
-		"        p.max_credential_ttl, p.rotation_overlap, p.auto_rotate,"
-		"        p.revoke_on_decommission, p.heartbeat_requires_token, p.audit_heartbeats,"
-		"        p.auto_decommission) IS NOT DISTINCT FROM"
-		"       (r.require_approval, r.require_owner, r.require_distinct_approver,"
-		"        r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
-		"        r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
-		"        r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-		"        r.auto_decommission))",
+		/* every setting equal: the rows but for their timestamps and chain */
+		"   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
+		"            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])",
 		2, {am_type_oid("policies"), BOOLOID}
 	};
 	Datum		args[2];

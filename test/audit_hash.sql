@@ -1,7 +1,7 @@
 -- Included by sql/core_audit.sql (\i) and scripts/demo.sql (\ir): the audit
 -- hash recomputed in plain SQL with pgcrypto, independently of the C code.
 -- pg_temp.recompute(e) is the hash of event e under the canonical encoding,
--- version 1 (src/audit.c; README):
+-- version 1 (src/audit.c; docs/audit.md):
 --   byte 1 | text agent_id | text policy | int64 seq | text event_type |
 --   int64 occurred_at (microseconds since 1970-01-01 UTC) | text actor |
 --   text db_user | text previous_state | text new_state | text details |

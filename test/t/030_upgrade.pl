@@ -118,7 +118,7 @@ is($node->safe_psql('up', q{
 cmp_ok($node->safe_psql('up', 'SELECT count(*) FROM agentmesh.audit_seals'), '>=', 3,
 	'1.0 data: the maintenance passes wrote seals');
 
-# Seals recomputed in plain SQL, and chained (src/maintenance.c, README).
+# Seals recomputed in plain SQL, and chained (src/seals.c, docs/audit.md).
 my $seals_ok = q{
 SELECT bool_and(s.seal_hash = sha256(
 		COALESCE(s.prev_seal_hash, ''::bytea)
