@@ -131,7 +131,7 @@ SELECT agent_id AS silent_id FROM agentmesh.lm_request('report-bot', 'erin@examp
 SELECT state FROM agentmesh.lm_approve(:'silent_id', actor => 'bob@example.com') \gset
 SELECT credential_id AS silent_credential FROM agentmesh.lm_activate(:'silent_id') \gset
 SELECT orphaned, heartbeats_missed, rotated, seals
-  FROM agentmesh.lm_run_maintenance(as_of => now() + interval '2 days');
+  FROM agentmesh.lm_run_maintenance(as_of => now() + interval '2 days', allow_future => true);
 SELECT name, state FROM agentmesh.lm_get(:'silent_id');
 SELECT seq, event_type, actor, details->>'reason_codes' AS reason_codes
   FROM agentmesh.lm_audit_trail(:'silent_id') WHERE seq > 3;

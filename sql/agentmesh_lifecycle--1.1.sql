@@ -288,7 +288,8 @@ CREATE FUNCTION agentmesh.lm_revoke_credentials(agent_id pg_catalog.text, reason
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_revoke_credentials';
 CREATE FUNCTION agentmesh.lm_verify_credential(token pg_catalog.text)
 	RETURNS pg_catalog.text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_verify_credential';
-CREATE FUNCTION agentmesh.lm_check_and_rotate(as_of pg_catalog.timestamptz DEFAULT pg_catalog.now())
+CREATE FUNCTION agentmesh.lm_check_and_rotate(as_of pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+		allow_future pg_catalog.bool DEFAULT false)
 	RETURNS TABLE (agent_id pg_catalog.text, action pg_catalog.text, detail pg_catalog.text)
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_check_and_rotate';
 CREATE FUNCTION agentmesh.lm_detect_orphans(as_of pg_catalog.timestamptz DEFAULT pg_catalog.now())
@@ -364,7 +365,7 @@ GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_decommission(pg_catalog.text, pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_change_owner(pg_catalog.text, pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_revoke_credentials(pg_catalog.text, pg_catalog.text, pg_catalog.text),
-	agentmesh.lm_check_and_rotate(pg_catalog.timestamptz),
+	agentmesh.lm_check_and_rotate(pg_catalog.timestamptz, pg_catalog.bool),
 	agentmesh.lm_mark_orphaned(pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_reclaim(pg_catalog.text, pg_catalog.text, pg_catalog.text)
 	TO agentmesh_admin;
@@ -437,6 +438,7 @@ ALTER TABLE agentmesh.audit_seals ENABLE ALWAYS TRIGGER audit_seals_no_truncate;
 CREATE FUNCTION agentmesh.lm_run_maintenance(
 		as_of pg_catalog.timestamptz DEFAULT pg_catalog.now(),
 		batch_size pg_catalog.int4 DEFAULT 1000,
+		allow_future pg_catalog.bool DEFAULT false,
 		OUT orphaned pg_catalog.int8, OUT decommissioned pg_catalog.int8,
 		OUT heartbeats_missed pg_catalog.int8, OUT rotated pg_catalog.int8,
 		OUT issued pg_catalog.int8, OUT expired pg_catalog.int8,
@@ -465,9 +467,9 @@ COMMENT ON VIEW agentmesh.worker_status IS 'Per database: the maintenance worker
 
 REVOKE ALL ON agentmesh.audit_seals, agentmesh.worker_status FROM PUBLIC;
 REVOKE ALL ON SEQUENCE agentmesh.audit_seals_seal_id_seq FROM PUBLIC;
-REVOKE ALL ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4),
+REVOKE ALL ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.bool),
 	agentmesh.lm_worker_status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4)
+GRANT EXECUTE ON FUNCTION agentmesh.lm_run_maintenance(pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.bool)
 	TO agentmesh_admin;
 GRANT EXECUTE ON FUNCTION agentmesh.lm_worker_status() TO agentmesh_admin, agentmesh_auditor;
 GRANT SELECT ON agentmesh.audit_seals, agentmesh.worker_status TO agentmesh_admin, agentmesh_auditor;

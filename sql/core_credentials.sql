@@ -186,20 +186,20 @@ SELECT state FROM agentmesh.lm_activate(:'cn');
 COMMIT;
 -- one hour in: both ok
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '1 hour') r
+  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '1 hour', allow_future => true) r
   JOIN lbl l USING (agent_id) ORDER BY l.label;
 -- two minutes before expiry: A's overlap is 0, so it is not yet due; N ok
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '23 hours 58 minutes') r
+  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '23 hours 58 minutes', allow_future => true) r
   JOIN lbl l USING (agent_id) ORDER BY l.label;
 -- two days in: A expired and rotated, N expired (auto_rotate off)
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '2 days') r
+  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '2 days', allow_future => true) r
   JOIN lbl l USING (agent_id) ORDER BY l.label;
 -- the same time again: A's new credential is valid; N is reported expired
 -- again but its credential_expired event is written once
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '2 days') r
+  FROM agentmesh.lm_check_and_rotate(:'ct0'::timestamptz + interval '2 days', allow_future => true) r
   JOIN lbl l USING (agent_id) ORDER BY l.label;
 SELECT l.label, e.event_type,
 	   CASE WHEN e.actor = session_user THEN '(session user)' ELSE e.actor END AS actor, count(*)
@@ -216,10 +216,10 @@ INSERT INTO lbl VALUES (:'cd', 'D');
 SELECT state FROM agentmesh.lm_approve(:'cd');
 SELECT credential_expires_at AS dexp FROM agentmesh.lm_activate(:'cd') \gset
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'dexp'::timestamptz - interval '10 minutes') r
+  FROM agentmesh.lm_check_and_rotate(:'dexp'::timestamptz - interval '10 minutes', allow_future => true) r
   JOIN lbl l USING (agent_id) WHERE l.label = 'D';
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'dexp'::timestamptz - interval '2 minutes') r
+  FROM agentmesh.lm_check_and_rotate(:'dexp'::timestamptz - interval '2 minutes', allow_future => true) r
   JOIN lbl l USING (agent_id) WHERE l.label = 'D';
 
 -- Token shown once: no function returns a token again.
@@ -275,7 +275,7 @@ SELECT credential_issued_at AS bt0 FROM agentmesh.lm_activate(:'cb') \gset
 SELECT state, credential_id IS NULL AS no_credential
   FROM agentmesh.lm_revoke_credentials(:'cb', 'test');
 SELECT l.label, r.action, r.detail
-  FROM agentmesh.lm_check_and_rotate(:'bt0'::timestamptz + interval '1 hour') r
+  FROM agentmesh.lm_check_and_rotate(:'bt0'::timestamptz + interval '1 hour', allow_future => true) r
   JOIN lbl l USING (agent_id) WHERE l.label = 'B';
 SELECT credential_id IS NOT NULL AS has_credential, state FROM agentmesh.lm_get(:'cb');
 SELECT event_type, CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor

@@ -41,32 +41,32 @@ DROP ROLE regress_mt_nobody;
 
 -- t0 + 1 min: the agent without an owner is orphaned at once
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '1 minute');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '1 minute', allow_future => true);
 -- t0 + 10 min: three active agents silent past heartbeat_interval (batches of one)
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '10 minutes', 1);
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '10 minutes', 1, allow_future => true);
 -- t0 + 20 min: still the same silences: nothing new
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '20 minutes');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '20 minutes', allow_future => true);
 -- a heartbeat ends one silence; the next miss is recorded again
 SELECT (agentmesh.lm_heartbeat(:'a')).state AS heartbeat;
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '30 minutes');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '30 minutes', allow_future => true);
 -- t0 + 2 h: the p_orph agent never sent a heartbeat within orphan_threshold
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '2 hours');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '2 hours', allow_future => true);
 -- t0 + 23.5 h: inside the rotation overlap of p_rot's credential
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '23 hours 30 minutes');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '23 hours 30 minutes', allow_future => true);
 -- t0 + 25 h: p_norot's credential expired: recorded once, not rotated
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '25 hours');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '25 hours', allow_future => true);
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '26 hours');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '26 hours', allow_future => true);
 -- t0 + 3 days: the orphan is silent past max_inactive_days (auto_decommission);
 -- p_rot's second credential has expired and is rotated
 SELECT orphaned, decommissioned, heartbeats_missed, rotated, issued, expired
-  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '3 days');
+  FROM agentmesh.lm_run_maintenance(:'t0'::timestamptz + interval '3 days', allow_future => true);
 
 SELECT name, state FROM agentmesh.agents ORDER BY name COLLATE "C";
 

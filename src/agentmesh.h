@@ -49,6 +49,10 @@ extern Jsonb *am_details1(const char *k, const char *v);
 extern Jsonb *am_details2(const char *k1, const char *v1, const char *k2, const char *v2);
 extern char *am_log_quote(const char *s);
 
+/* How far past the wall clock a maintenance as_of may lie without allow_future. */
+#define AM_AS_OF_MAX_FUTURE_MS	(5 * 60 * 1000)
+extern TimestampTz am_as_of_arg(FunctionCallInfo fcinfo, int argno, int allow_future_argno);
+
 /* ---- state_machine.c ---- */
 
 /* Lifecycle states, in the enum's order. */

@@ -400,7 +400,7 @@ am_pass_step(AmPass *pass)
 }
 
 /*
- * lm_run_maintenance(as_of, batch_size): one whole pass in the caller's
+ * lm_run_maintenance(as_of, batch_size, allow_future): one whole pass in the caller's
  * transaction (the worker instead commits after every batch).  The result
  * is one row with a count per action.
  */
@@ -416,20 +416,12 @@ lm_run_maintenance(PG_FUNCTION_ARGS)
 	bool		nulls[AM_NUM_COUNTS];
 	int			i;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of must not be null")));
+	as_of = am_as_of_arg(fcinfo, 0, 2);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("batch_size must not be null")));
-	as_of = PG_GETARG_TIMESTAMPTZ(0);
 	batch_size = PG_GETARG_INT32(1);
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("as_of must be a finite timestamp")));
 	if (batch_size < 1 || batch_size > 1000000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

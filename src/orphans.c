@@ -87,15 +87,8 @@ lm_detect_orphans(PG_FUNCTION_ARGS)
 	AmPriv		priv;
 	uint64		i;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of must not be null")));
-	as_of = PG_GETARG_DATUM(0);
-	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(as_of)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("as_of must be a finite timestamp")));
+	/* Read-only: a later as_of only answers "who would be orphaned then". */
+	as_of = TimestampTzGetDatum(am_as_of_arg(fcinfo, 0, -1));
 
 	InitMaterializedSRF(fcinfo, 0);
 	am_connect(&priv);
@@ -227,15 +220,7 @@ lm_check_and_rotate(PG_FUNCTION_ARGS)
 	uint64		ncand;
 	uint64		i;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of must not be null")));
-	as_of = PG_GETARG_TIMESTAMPTZ(0);
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("as_of must be a finite timestamp")));
+	as_of = am_as_of_arg(fcinfo, 0, 1);
 	am_require_writable("lm_check_and_rotate()");
 
 	InitMaterializedSRF(fcinfo, 0);

@@ -15,6 +15,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
@@ -260,6 +261,51 @@ am_details2(const char *k1, const char *v1, const char *k2, const char *v2)
 	const char *v[2] = {v1, v2};
 
 	return am_jsonb_build(2, k, v);
+}
+
+/*
+ * The as_of argument of the maintenance functions (argument argno): not
+ * null, finite, and - when allow_future_argno names an argument of the call
+ * that is not true - at most AM_AS_OF_MAX_FUTURE past the wall clock.  A pass
+ * "as of" a later time decommissions agents that are alive now, so a typo in
+ * the year must not be able to do that; tests and the demo that simulate
+ * later days say so with allow_future => true.  Under the 1.0 SQL
+ * declaration, which has no allow_future argument (allow_future_argno not
+ * among the call's arguments), the 1.0 behaviour is kept.
+ */
+TimestampTz
+am_as_of_arg(FunctionCallInfo fcinfo, int argno, int allow_future_argno)
+{
+	TimestampTz as_of;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be null")));
+	as_of = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite timestamp")));
+	if (allow_future_argno >= 0 && allow_future_argno < PG_NARGS())
+	{
+		bool		allow_future;
+
+		if (PG_ARGISNULL(allow_future_argno))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("allow_future must not be null")));
+		allow_future = PG_GETARG_BOOL(allow_future_argno);
+		if (!allow_future &&
+			as_of > TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												AM_AS_OF_MAX_FUTURE_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("as_of lies more than 5 minutes in the future"),
+					 errdetail("A pass as of a later time would act on agents that are alive now; nothing was changed."),
+					 errhint("To simulate a later time on purpose, pass allow_future => true.")));
+	}
+	return as_of;
 }
 
 /*

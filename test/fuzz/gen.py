@@ -67,6 +67,8 @@ TS = [
     "now() + interval '290000 years'",                           # 22008
     "'2038-01-19 03:14:08+00'",
 ]
+# allow_future: mostly true, so that later passes are exercised too
+BOOLS = ["true", "true", "true", "false", "NULL"]
 STATES = ["'%s'" % s for s in ("pending_approval", "provisioned", "active", "suspended",
                                "rotating_credentials", "decommissioning",
                                "decommissioned", "orphaned")] + [
@@ -138,7 +140,7 @@ GENERATORS = {
     "lm_rotate_credentials": (6, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_rotate_credentials(%s, %s)" % (agent(r), actor(r))),
     "lm_revoke_credentials": (3, lambda r: call("lm_revoke_credentials", agent(r), text(r), actor(r))),
     "lm_verify_credential": (8, lambda r: call("lm_verify_credential", pick(r, TOKENS) if r.random() < .6 else text(r))),
-    "lm_check_and_rotate": (1, lambda r: call("lm_check_and_rotate", pick(r, TS))),
+    "lm_check_and_rotate": (1, lambda r: call("lm_check_and_rotate", pick(r, TS), pick(r, BOOLS))),
     "lm_detect_orphans": (2, lambda r: call("lm_detect_orphans", pick(r, TS))),
     "lm_mark_orphaned": (4, lambda r: call("lm_mark_orphaned", agent(r), actor(r))),
     "lm_reclaim": (4, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_reclaim(%s, %s, %s)" % (agent(r), text(r), actor(r))),
@@ -150,7 +152,8 @@ GENERATORS = {
     "lm_verify_audit": (1, lambda r: call("lm_verify_audit", agent(r) if r.random() < .8 else "NULL")),
     "lm_transitions": (1, lambda r: call("lm_transitions")),
     "lm_run_maintenance": (1, lambda r: call("lm_run_maintenance", pick(r, TS),
-                                             pick(r, ["NULL", "0", "-1", "1", "7", "100", "2147483647"]))),
+                                             pick(r, ["NULL", "0", "-1", "1", "7", "100", "2147483647"]),
+                                             pick(r, BOOLS))),
     "lm_worker_status": (1, lambda r: call("lm_worker_status")),
     "policy": (3, policy_dml),
 }

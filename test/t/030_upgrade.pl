@@ -220,10 +220,10 @@ SELECT 'policy events' AS what, policy, count(*), max(seq)
 -- maintenance on the upgraded data: missed heartbeats, rotation, orphans, seals
 SELECT 'maintenance +4d' AS what, orphaned, decommissioned, heartbeats_missed, rotated, issued,
 	   expired, seals > 0 AS sealed
-  FROM agentmesh.lm_run_maintenance(now() + interval '4 days');
+  FROM agentmesh.lm_run_maintenance(now() + interval '4 days', allow_future => true);
 SELECT 'maintenance +40d' AS what, orphaned, decommissioned, heartbeats_missed, rotated, issued,
 	   expired, seals > 0 AS sealed
-  FROM agentmesh.lm_run_maintenance(now() + interval '40 days');
+  FROM agentmesh.lm_run_maintenance(now() + interval '40 days', allow_future => true);
 SELECT 'maintenance now' AS what, seals > 0 AS sealed FROM agentmesh.lm_run_maintenance();
 -- decommission an upgraded agent: its credentials stop verifying
 SELECT 'decommission upgraded' AS what, state FROM agentmesh.lm_decommission(:'s2', 'done', 'ops');
