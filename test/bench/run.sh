@@ -37,8 +37,12 @@
 #                      write CPU microseconds per transaction by function
 #                      to profile_*.txt in the raw output directory
 #   CLIENTS=C          pgbench clients (= threads)              [4]
-#   WORKLOADS="1 1r 2 3 4 5 6 7"  subset of the throughput workloads; 1r is
-#                      workload 1 returning the whole agent row (no target);
+#   WORKLOADS="1 1r 1a 2 2a 3 3a 4 5 6 7"  subset of the throughput workloads;
+#                      1r is workload 1 returning the whole agent row (no
+#                      target); 1a, 2a and 3a are workloads 1, 2 and 3 run by
+#                      ordinary logins instead of the superuser (1a by a
+#                      member of agentmesh_admin, 2a and 3a by a member of
+#                      agentmesh_agent), both sides as the same login;
 #                      6 and 7 are design probes in plain SQL (no target): a
 #                      no-op C BEFORE UPDATE trigger, and a narrow heartbeat
 #                      table with an index on last_heartbeat
@@ -87,7 +91,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-9}"
 WARMUP="${WARMUP:-10}"
 CLIENTS="${CLIENTS:-4}"
-WORKLOADS="${WORKLOADS:-1 1r 2 3 4 5 6 7}"
+WORKLOADS="${WORKLOADS:-1 1r 1a 2 2a 3 3a 4 5 6 7}"
 SCALE_SMALL="${SCALE_SMALL:-100000}"
 SCALE_LARGE="${SCALE_LARGE:-1000000}"
 SILENT="${SILENT:-10000}"
@@ -195,7 +199,7 @@ pgbench_run() {
     local name="$1" script="$2" out
     out="${RAW}/${name}.txt"
     q "CHECKPOINT" >/dev/null
-    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+    as_pg pgbench -h "${W}" -p "${PORT}" -U "${BENCH_USER:-postgres}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
         -T "${DURATION}" -D n="${AGENTS}" -f "${BENCH_DIR}/workloads/${script}" bench >"${out}" 2>&1 \
         || { tail -n 20 "${out}" >&2; die "pgbench ${script} failed (see ${out})"; }
     awk '/^tps = / {print $3; exit}' "${out}"
@@ -208,7 +212,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
 profile_run() {
     local name="$1" script="$2" pids out="${RAW}/profile_${1}"
     command -v perf >/dev/null || { log "perf not installed: no profile"; return 0; }
-    as_pg pgbench -h "${W}" -p "${PORT}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
+    as_pg pgbench -h "${W}" -p "${PORT}" -U "${BENCH_USER:-postgres}" -n -M prepared -c "${CLIENTS}" -j "${CLIENTS}" \
         -T $((DURATION + 4)) -D n="${AGENTS}" -f "${BENCH_DIR}/workloads/${script}" bench >"${out}.pgbench" 2>&1 &
     local pg=$!
     sleep 2
@@ -229,14 +233,19 @@ throughput() {
     local -A name target_of
     name[1]="lm_heartbeat(id) vs UPDATE by PK"
     name[1r]="lm_heartbeat(id), whole row in FROM, vs UPDATE"
+    name[1a]="(1) by an agentmesh_admin login, not superuser"
     name[2]="lm_heartbeat(id, token) vs UPDATE + SELECT sha256"
+    name[2a]="(2) by an agentmesh_agent login, not superuser"
+    name[3a]="(3) by an agentmesh_agent login, not superuser"
     name[3]="lm_verify_credential vs SELECT sha256"
     name[4]="request+approve+activate vs plain SQL"
     name[5]="lm_rotate_credentials vs plain SQL"
     name[6]="probe: UPDATE + no-op C BEFORE trigger vs UPDATE"
     name[7]="probe: narrow liveness table, indexed vs UPDATE"
-    target_of=([1]=0.85 [1r]=- [2]=0.80 [3]=0.85 [4]=0.60 [5]=0.60 [6]=- [7]=-)
-    local -A file=([1]=w1_heartbeat [1r]=w1r_heartbeat_row [2]=w2_heartbeat_token [3]=w3_verify [4]=w4_onboard [5]=w5_rotate
+    local -A user_of=([1a]=bench_admin [2a]=bench_agent [3a]=bench_agent)
+    target_of=([1]=0.85 [1r]=- [1a]=0.85 [2]=0.80 [2a]=0.80 [3]=0.85 [3a]=0.85 [4]=0.60 [5]=0.60 [6]=- [7]=-)
+    local -A file=([1]=w1_heartbeat [1r]=w1r_heartbeat_row [1a]=w1_heartbeat
+                   [2]=w2_heartbeat_token [2a]=w2_heartbeat_token [3]=w3_verify [3a]=w3_verify [4]=w4_onboard [5]=w5_rotate
                    [6]=w6_trigger_probe [7]=w7_liveness_probe)
 
     log "throughput: loading ${AGENTS} active agents through lm_request/lm_approve/lm_activate"
@@ -246,11 +255,19 @@ throughput() {
     LOAD_SECS=$(elapsed "${t0}" "${t1}")
     log "loaded in ${LOAD_SECS} s; building the baseline copies"
     psql_ -f "${BENCH_DIR}/setup.sql" >/dev/null
+    # the ordinary logins of workloads 1a, 2a and 3a: what a real deployment
+    # runs as (the superuser skips role checks and row-level security)
+    q "CREATE ROLE bench_admin LOGIN IN ROLE agentmesh_admin" >/dev/null
+    q "CREATE ROLE bench_agent LOGIN IN ROLE agentmesh_agent" >/dev/null
+    q "GRANT USAGE ON SCHEMA bench TO bench_admin, bench_agent;
+       GRANT SELECT ON bench.map, bench.credentials_plain TO bench_admin, bench_agent;
+       GRANT SELECT, UPDATE ON bench.agents_plain TO bench_admin, bench_agent" >/dev/null
 
     local worker; worker="$(worker_pids)"
     ROWS=()
     for w in ${WORKLOADS}; do
-        if [[ ${w} == 2 ]]; then
+        export BENCH_USER="${user_of[$w]:-postgres}"
+        if [[ ${w} == 2 || ${w} == 2a ]]; then
             q "UPDATE agentmesh.policies SET heartbeat_requires_token = true WHERE name = 'default'"
         else
             q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
@@ -293,6 +310,7 @@ throughput() {
         fi
         ROWS_RAW+=("w${w} ext=[${ext# }] base=[${base# }]")
     done
+    export BENCH_USER=postgres
     q "UPDATE agentmesh.policies SET heartbeat_requires_token = false WHERE name = 'default'"
     # the driver's own lookup (bench.map by integer), paid equally by both sides
     local lk
