@@ -13,7 +13,8 @@
  * How the row is taken.  The same "SELECT ... FOR UPDATE" that lifecycle.c
  * locks the row with runs first here, in an internal subtransaction, with
  * lock_timeout set to the bound for that statement only (a GUC nest level of
- * its own, unwound before the subtransaction ends).  The wait is an ordinary
+ * its own, unwound before the subtransaction ends; a caller's own
+ * lock_timeout does not shorten it, its statement_timeout still applies).  The wait is an ordinary
  * lock-manager wait: the revocation queues fairly behind the holder, wakes
  * the moment the row is released, and shows up in pg_locks and
  * pg_blocking_pids() like any other waiter (the isolation tester relies on
@@ -45,6 +46,12 @@
  * releases the row: their transactions roll back) for at most one more
  * bound, terminating whoever else took the row in between; if the row is
  * still not free then, 55P03.
+ *
+ * There is no sleeping loop: every wait is a lock wait, which sleeps on the
+ * process latch and serves interrupts (cancel, statement_timeout,
+ * termination) itself; the loop checks for interrupts between its rounds.
+ * A holder that commits just as it is found may still be terminated, as
+ * with any pg_terminate_backend() by process id; its work is committed.
  *
  * Only a caller whose session user is an administrator gets this: for
  * anyone else (and for every other operation) the row is locked as before
@@ -100,7 +107,6 @@ typedef struct Holder
 	int			pid;			/* 0: a prepared transaction */
 	HolderKind	kind;
 	bool		admin;			/* never terminated (any kind but HK_OTHER) */
-	bool		terminated;		/* signalled already */
 } Holder;
 
 /* the same lock lifecycle.c takes (lock_agent) */
@@ -204,7 +210,6 @@ add_holder(TransactionId xid, Holder *h, int *n)
 	if (*n >= MAX_HOLDERS)
 		return;
 	h[*n].pid = pid;
-	h[*n].terminated = false;
 	/* no process (prepared), or none with a login role (a worker): never terminated */
 	proc = pid != 0 ? BackendPidGetProc(pid) : NULL;
 	if (proc == NULL)
@@ -337,9 +342,11 @@ void
 am_revocation_lock(AmOp op, const char *agent_id)
 {
 	Datum		arg;
-	Holder		h[MAX_HOLDERS];
+	int			terminated[MAX_HOLDERS];	/* signalled already */
+	int			nterminated = 0;
 	TimestampTz give_up;
 	Oid			owner;
+	bool		last_try = false;
 
 	if (op != AM_OP_REVOKE && op != AM_OP_SUSPEND && op != AM_OP_DECOMMISSION)
 		return;
@@ -353,7 +360,6 @@ am_revocation_lock(AmOp op, const char *agent_id)
 	/* the bound has passed: the holders' exit gets one bound more */
 	give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), am_revocation_wait);
 	owner = am_extension_owner();
-	memset(h, 0, sizeof(h));
 	for (;;)
 	{
 		Holder		now[MAX_HOLDERS];
@@ -377,33 +383,32 @@ am_revocation_lock(AmOp op, const char *agent_id)
 							 GetUserNameFromId(owner, false)));
 		for (i = 0; i < n; i++)
 		{
+			Datum		pid = Int32GetDatum(now[i].pid);
 			int			j;
-			bool		done = false;
 
-			for (j = 0; j < MAX_HOLDERS && h[j].pid != 0; j++)
-				if (h[j].pid == now[i].pid)
-					done = true;
-			if (done)
+			for (j = 0; j < nterminated; j++)
+				if (terminated[j] == now[i].pid)
+					break;
+			if (j < nterminated)
 				continue;
 			/* the server log says who was terminated, and why */
 			ereport(LOG,
 					(errmsg("terminating process %d, which held agent %s past agentmesh_lifecycle.revocation_wait (%d ms) of %s",
 							now[i].pid, am_log_quote(agent_id), am_revocation_wait,
 							am_transition(op)->name)));
-			{
-				Datum		pid = Int32GetDatum(now[i].pid);
-
-				am_exec(&terminate_plan, &pid, NULL, false, 1);
-				SPI_freetuptable(SPI_tuptable);
-			}
-			if (j < MAX_HOLDERS)
-			{
-				h[j].pid = now[i].pid;
-				h[j].terminated = true;
-			}
+			am_exec(&terminate_plan, &pid, NULL, false, 1);
+			SPI_freetuptable(SPI_tuptable);
+			if (nterminated < MAX_HOLDERS)
+				terminated[nterminated++] = now[i].pid;
 		}
 
 		left = (long) ((give_up - GetCurrentTimestamp()) / 1000);
+		/* nobody holds it at the end: one last try, not an error */
+		if (left <= 0 && n == 0 && !last_try)
+		{
+			last_try = true;
+			left = EXIT_POLL_MS;
+		}
 		if (left <= 0)
 			held_up(op, agent_id,
 					psprintf(_("The agent's row was still held %d ms after its holders were terminated%s%s."),

@@ -9,6 +9,7 @@
 #  (b) a requester holding an open lm_rotate_credentials transaction: the
 #      same for lm_suspend and lm_decommission; neither the old nor the
 #      uncommitted new token verifies;
+#      two sessions sharing the row's lock (a multixact) are both terminated;
 #  (c) an administrator's session (a non-superuser agentmesh_admin login,
 #      and a superuser) holding the row: 55P03 naming its process id, after
 #      the bound and not before; the holder is alive; nothing changed;
@@ -50,6 +51,8 @@ CREATE ROLE admin2_login LOGIN IN ROLE agentmesh_admin;
 CREATE ROLE ops_login LOGIN;
 GRANT USAGE ON SCHEMA agentmesh TO ops_login;
 GRANT EXECUTE ON FUNCTION agentmesh.lm_suspend(text, text, text) TO ops_login;
+-- and to lock agent rows in plain SQL, so that two of its sessions can share one
+GRANT SELECT (agent_id), UPDATE (purpose) ON agentmesh.agents TO ops_login;
 -- the SQLSTATE of a statement, or 'ok'
 CREATE FUNCTION public.try(q text) RETURNS text LANGUAGE plpgsql AS
   $$ BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$;
@@ -212,6 +215,23 @@ for my $op ('suspend', 'decommission')
 		is(sql("SELECT count(*) FROM agentmesh.credentials WHERE agent_id = '$id' AND revoked_at IS NULL AND expires_at > now()"),
 			'0', 'no usable credential after the decommission');
 	}
+}
+
+# (b) two sessions sharing the row lock (a multixact): both are terminated
+{
+	my ($id, $tok) = active_agent();
+	my ($bg1, $pid1) = holder('ops_login',
+		"SELECT 1 FROM agentmesh.agents WHERE agent_id = '$id' FOR KEY SHARE");
+	my ($bg2, $pid2) = holder('ops_login',
+		"SELECT 1 FROM agentmesh.agents WHERE agent_id = '$id' FOR KEY SHARE");
+	my ($ok, $out, $err, $dt) = timed('admin_login', 1000,
+		"SELECT 1 FROM agentmesh.lm_revoke_credentials('$id', 'leaked')");
+	ok($ok, 'revoke with two sharing holders succeeds') or diag($err);
+	within($dt, 1, 'revoke, two sharing holders, 1 s bound');
+	ok(gone($pid1) && gone($pid2), 'both sharing holders were terminated');
+	close_dead($bg1);
+	close_dead($bg2);
+	ok(!verifies($tok), 'the token no longer verifies (sharing holders)');
 }
 
 # ---- (c) an administrator's session holding the row -----------------------
