@@ -23,6 +23,7 @@ extern bool am_enabled;
 extern int	am_batch_size;
 extern char *am_databases;
 extern bool am_allow_drop;
+extern int	am_revocation_wait;	/* ms; revocation.c */
 
 #define AM_SCHEMA			"agentmesh"
 #define AM_MAINT_ACTOR		"agentmesh-maintenance"
@@ -251,6 +252,16 @@ extern bool am_load_policy(const char *name, AmPolicy *pol);
 extern void am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name);
 extern void am_policy_cache_init(void);
 extern void am_policy_changed(Oid policies_relid);
+
+/* ---- revocation.c: revocation wins (issue 10) ---- */
+
+/*
+ * Before the agent row is locked for op: for an administrator's revoke,
+ * suspend or decommission, take the row within revocation_wait,
+ * terminating the non-administrator sessions that hold it longer (55P03 if
+ * an administrator's does).  A no-op for other operations and callers.
+ */
+extern void am_revocation_lock(AmOp op, const char *agent_id);
 
 /* ---- lifecycle.c ---- */
 

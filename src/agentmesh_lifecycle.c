@@ -21,6 +21,7 @@ bool		am_enabled = true;
 int			am_batch_size = 1000;
 char	   *am_databases = NULL;
 bool		am_allow_drop = false;
+int			am_revocation_wait = 5000;
 
 void		_PG_init(void);
 
@@ -56,6 +57,18 @@ _PG_init(void)
 							 "Only for the session that sets it; take a pg_dump first.",
 							 &am_allow_drop, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	/*
+	 * PGC_USERSET: it bounds only the calling session's own revocations,
+	 * and only an administrator's revocation terminates anyone, so a
+	 * non-administrator gains nothing by setting it; administrators (not
+	 * superusers) can set it per session, and a superuser per role,
+	 * database or server.  Lowering it is what terminates holders sooner.
+	 */
+	DefineCustomIntVariable("agentmesh_lifecycle.revocation_wait",
+							"Longest wait of an administrator's revoke, suspend or decommission for a session holding the agent's row.",
+							"Past it, holders that are not administrators' sessions are terminated.",
+							&am_revocation_wait, 5000, 1, 3600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("agentmesh_lifecycle");
 
 	/*

@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -323,8 +324,19 @@ lm_verify_credential(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	token = text_to_cstring(t);
 
-	/* the wall clock: a transaction held open must not stretch a token's life */
+	/*
+	 * The wall clock: a transaction held open must not stretch a token's
+	 * life.  And a fresh snapshot under REPEATABLE READ and SERIALIZABLE,
+	 * whose transaction snapshot would keep showing a token that a
+	 * revocation committed since has stopped (READ COMMITTED takes one per
+	 * statement anyway): from the moment a revocation commits, no token of
+	 * the agent verifies.
+	 */
+	if (IsolationUsesXactSnapshot())
+		PushActiveSnapshot(GetLatestSnapshot());
 	agent = am_token_agent(token, GetCurrentTimestamp(), true);
+	if (IsolationUsesXactSnapshot())
+		PopActiveSnapshot();
 	explicit_bzero(token, TOKEN_LEN);
 	if (agent == NULL)
 		PG_RETURN_NULL();

@@ -266,6 +266,7 @@ simple_transition(FunctionCallInfo fcinfo, AmOp op, int reason_arg, int actor_ar
 
 	am_require_writable(psprintf("lm_%s()", am_transition(op)->name));
 	am_connect(&priv);
+	am_revocation_lock(op, agent_id);	/* suspend, decommission: revocation wins */
 	row = am_transition_agent(op, agent_id, actor,
 							  reason_arg >= 0 ? am_details1("reason", reason ? reason : "") : NULL);
 	am_finish(&priv);
@@ -438,6 +439,7 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 
 	am_require_writable("lm_revoke_credentials()");
 	am_connect(&priv);
+	am_revocation_lock(AM_OP_REVOKE, agent_id);	/* revocation wins */
 	lock_agent_for(AM_OP_REVOKE, agent_id, &a);
 	n = am_revoke_all_credentials(agent_id, reason, GetCurrentTransactionStartTimestamp());
 	row = apply_op(AM_OP_REVOKE, &a, actor,
