@@ -33,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -938,11 +939,23 @@ lm_audit_trail(PG_FUNCTION_ARGS)
 }
 
 /* ----------------------------------------------------------------
- * lm_verify_audit(agent_id DEFAULT NULL)
+ * Verification: lm_verify_audit(agent_id DEFAULT NULL) and
+ * lm_verify_audit_problems(agent_id DEFAULT NULL)
  *
- * Walks every chain in order and recomputes each hash; then checks that each
- * subject's stored head matches its last event, which catches events deleted
- * from the end of a chain.  Reports the first problem found.
+ * One pass finds every problem, each reported once with its class, its
+ * subject and the first event it breaks:
+ *	 - every chain walked in order, each hash recomputed (chain_sequence,
+ *	   chain_link, event_hash), going on after a problem from the stored
+ *	   values so that one broken event does not hide the next;
+ *	 - every agent and policy: exactly audit_seq events ending at its
+ *	   audit_head (head_mismatch);
+ *	 - references no foreign key holds (agent_policy_missing,
+ *	   credential_orphan, event_orphan: events of a subject that does not
+ *	   exist);
+ *	 - every seal and the Merkle tree (seals.c: seal_range, seal_link,
+ *	   seal_events, seal_hash, checkpoint_*, tree_*).
+ * With an agent_id only that agent's chain and head are checked.
+ * lm_verify_audit() summarizes: intact, and the first problem as before.
  * ----------------------------------------------------------------
  */
 static AmPlan verify_events_plan = {
@@ -954,19 +967,22 @@ static AmPlan verify_events_plan = {
 	1, {TEXTOID}
 };
 static AmPlan verify_heads_plan = {
-	"SELECT s.agent_id, s.policy, s.audit_seq, e.event_id FROM ("
-	"   SELECT agent_id, NULL::text AS policy, audit_seq, audit_head FROM agentmesh.agents"
-	"    WHERE $1::text IS NULL OR agent_id = $1"
+	"SELECT s.agent_id, s.policy, s.audit_seq, s.event_id FROM ("
+	"   SELECT a.agent_id, NULL::text AS policy, a.audit_seq, a.audit_head, e.event_id, e.seq, e.hash"
+	"     FROM agentmesh.agents a LEFT JOIN LATERAL ("
+	"       SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
+	"        WHERE e.agent_id = a.agent_id ORDER BY e.seq DESC LIMIT 1) e ON true"
+	"    WHERE $1::text IS NULL OR a.agent_id = $1"
 	"   UNION ALL"
-	"   SELECT NULL, name, audit_seq, audit_head FROM agentmesh.policies WHERE $1::text IS NULL"
-	" ) s LEFT JOIN LATERAL ("
-	"   SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
-	"    WHERE (s.agent_id IS NOT NULL AND e.agent_id = s.agent_id)"
-	"       OR (s.policy IS NOT NULL AND e.policy = s.policy)"
-	"    ORDER BY e.seq DESC LIMIT 1) e ON true"
-	" WHERE s.audit_seq IS DISTINCT FROM COALESCE(e.seq, 0)"
-	"    OR s.audit_head IS DISTINCT FROM e.hash"
-	" ORDER BY s.agent_id, s.policy LIMIT 1",
+	"   SELECT NULL, p.name, p.audit_seq, p.audit_head, e.event_id, e.seq, e.hash"
+	"     FROM agentmesh.policies p LEFT JOIN LATERAL ("
+	"       SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
+	"        WHERE e.policy = p.name ORDER BY e.seq DESC LIMIT 1) e ON true"
+	"    WHERE $1::text IS NULL"
+	" ) s"
+	" WHERE s.audit_seq IS DISTINCT FROM COALESCE(s.seq, 0)"
+	"    OR s.audit_head IS DISTINCT FROM s.hash"
+	" ORDER BY s.agent_id, s.policy",
 	1, {TEXTOID}
 };
 
@@ -976,36 +992,89 @@ static AmPlan verify_heads_plan = {
  * behind must not verify as intact.
  */
 static AmPlan verify_refs_plan = {
-	"SELECT event_id, agent_id, policy, problem FROM ("
+	"SELECT event_id, agent_id, policy, problem, cls FROM ("
 	"   SELECT 1 AS o, NULL::int8 AS event_id, a.agent_id, NULL::text AS policy,"
-	"          'agent refers to a policy that does not exist' AS problem"
+	"          'agent refers to a policy that does not exist' AS problem,"
+	"          'agent_policy_missing' AS cls"
 	"     FROM agentmesh.agents a"
 	"    WHERE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = a.policy)"
 	"   UNION ALL"
-	"   SELECT 2, NULL, c.agent_id, NULL, 'credential of an agent that does not exist'"
+	"   SELECT 2, NULL, c.agent_id, NULL, 'credential of an agent that does not exist',"
+	"          'credential_orphan'"
 	"     FROM agentmesh.credentials c"
 	"    WHERE NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = c.agent_id)"
+	"    GROUP BY c.agent_id"
 	"   UNION ALL"
-	"   SELECT 3, e.event_id, e.agent_id, e.policy, 'audit event of a subject that does not exist'"
+	"   SELECT 3, pg_catalog.min(e.event_id), e.agent_id, e.policy,"
+	"          'audit event of a subject that does not exist', 'event_orphan'"
 	"     FROM agentmesh.audit_events e"
 	"    WHERE CASE WHEN e.agent_id IS NOT NULL"
 	"          THEN NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = e.agent_id)"
 	"          ELSE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = e.policy) END"
-	" ) s ORDER BY o, event_id, agent_id, policy LIMIT 1",
+	"    GROUP BY e.agent_id, e.policy"
+	" ) s ORDER BY o, event_id, agent_id, policy",
 	0, {InvalidOid}
 };
 
-typedef struct VerifyResult
+typedef struct Problem
 {
-	bool		intact;
-	int64		checked;
-	bool		has_event;
-	int64		event_id;
+	char	   *cls;
+	char	   *subject;
+	int64		first_event;	/* -1: none */
+	char	   *detail;
+	char	   *summary;		/* lm_verify_audit()'s problem text */
 	char	   *agent_id;
 	char	   *policy;
+	bool		has_seq;
 	int64		seq;
-	const char *problem;
-} VerifyResult;
+} Problem;
+
+typedef struct ProblemList
+{
+	MemoryContext cxt;			/* outlives SPI */
+	List	   *items;
+	int64		checked;
+	/* set before a report from the chain walk or the heads */
+	const char *agent_id;
+	const char *policy;
+	bool		has_seq;
+	int64		seq;
+} ProblemList;
+
+static void
+collect_problem(void *arg, const char *problem_class, const char *subject,
+				int64 first_event, const char *detail)
+{
+	ProblemList *pl = (ProblemList *) arg;
+	MemoryContext old = MemoryContextSwitchTo(pl->cxt);
+	Problem    *p = palloc0(sizeof(Problem));
+
+	p->cls = pstrdup(problem_class);
+	p->subject = pstrdup(subject);
+	p->first_event = first_event;
+	p->detail = pstrdup(detail);
+	if (strncmp(subject, "seal ", 5) == 0)
+		p->summary = psprintf("audit %s: %s", subject, detail);
+	else
+		p->summary = p->detail;
+	p->agent_id = pl->agent_id ? pstrdup(pl->agent_id) : NULL;
+	p->policy = pl->policy ? pstrdup(pl->policy) : NULL;
+	p->has_seq = pl->has_seq;
+	p->seq = pl->seq;
+	pl->items = lappend(pl->items, p);
+	MemoryContextSwitchTo(old);
+	pl->agent_id = NULL;
+	pl->policy = NULL;
+	pl->has_seq = false;
+}
+
+static char *
+subject_name(const char *agent_id, const char *policy)
+{
+	if (agent_id)
+		return psprintf("agent %s", agent_id);
+	return psprintf("policy %s", policy ? policy : "(null)");
+}
 
 static char *
 nullable_text(HeapTuple tup, TupleDesc desc, int colno)
@@ -1024,16 +1093,19 @@ same_subject(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-PG_FUNCTION_INFO_V1(lm_verify_audit);
-Datum
-lm_verify_audit(PG_FUNCTION_ARGS)
+static bool
+hash_equals(bytea *stored, const uint8 *h)
 {
-	char	   *only = PG_ARGISNULL(0) ? NULL :
-		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	return stored != NULL && VARSIZE_ANY_EXHDR(stored) == PG_SHA256_DIGEST_LENGTH &&
+		memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) == 0;
+}
+
+/* Every check; inside am_connect. */
+static void
+verify_all(const char *only, ProblemList *pl)
+{
 	Datum		arg = only ? CStringGetTextDatum(only) : (Datum) 0;
 	bool		argnull = (only == NULL);
-	VerifyResult res;
-	AmPriv		priv;
 	Portal		portal;
 	char	   *cur_agent = NULL;
 	char	   *cur_policy = NULL;
@@ -1041,45 +1113,40 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	bool		have_prev = false;
 	bool		first = true;
-	MemoryContext upper = CurrentMemoryContext;
-	TupleDesc	rdesc;
-	Datum		values[7];
-	bool		nulls[7];
+	MemoryContext walk = AllocSetContextCreate(CurrentMemoryContext, "audit walk",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit walk row",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer;
+	uint64		i;
 
-	memset(&res, 0, sizeof(res));
-	res.intact = true;
-	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	am_connect(&priv);
-	if (only)
-	{
-		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("agent \"%s\" does not exist", only)));
-	}
 	portal = SPI_cursor_open(NULL, am_prepare(&verify_events_plan), &arg,
 							 argnull ? "n" : " ", true);
-	while (res.intact)
+	for (;;)
 	{
-		uint64		i;
+		SPITupleTable *tt;
+		uint64		n;
 
 		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
 			break;
-		for (i = 0; i < SPI_processed && res.intact; i++)
+		for (i = 0; i < n; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			AmEventRec	rec;
 			bool		isnull;
 			bytea	   *stored;
 			bytea	   *stored_prev;
 			uint8		h[PG_SHA256_DIGEST_LENGTH];
 			int64		event_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			const char *cls = NULL;
+			char	   *problem = NULL;
 
+			MemoryContextReset(rowcxt);
+			outer = MemoryContextSwitchTo(rowcxt);
 			rec.agent_id = nullable_text(tup, desc, 2);
 			rec.policy = nullable_text(tup, desc, 3);
 			rec.seq = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -1100,8 +1167,10 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 			if (first || !same_subject(cur_agent, rec.agent_id) ||
 				!same_subject(cur_policy, rec.policy))
 			{
-				MemoryContext old = MemoryContextSwitchTo(upper);
+				MemoryContext old;
 
+				MemoryContextReset(walk);
+				old = MemoryContextSwitchTo(walk);
 				cur_agent = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
 				cur_policy = rec.policy ? pstrdup(rec.policy) : NULL;
 				MemoryContextSwitchTo(old);
@@ -1112,117 +1181,194 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 
 			rec.prev_hash = have_prev ? prev : NULL;
 			if (rec.seq != expect_seq)
-				res.problem = psprintf("sequence number %lld where %lld was expected (events missing or inserted)",
-									   (long long) rec.seq, (long long) expect_seq);
+			{
+				cls = "chain_sequence";
+				problem = psprintf("sequence number %lld where %lld was expected (events missing or inserted)",
+								   (long long) rec.seq, (long long) expect_seq);
+			}
 			else if ((stored_prev == NULL) != !have_prev ||
-					 (stored_prev && (VARSIZE_ANY_EXHDR(stored_prev) != PG_SHA256_DIGEST_LENGTH ||
-									  memcmp(VARDATA_ANY(stored_prev), prev, PG_SHA256_DIGEST_LENGTH) != 0)))
-				res.problem = "prev_hash does not match the hash of the previous event";
+					 (stored_prev && !hash_equals(stored_prev, prev)))
+			{
+				cls = "chain_link";
+				problem = "prev_hash does not match the hash of the previous event";
+			}
 			else
 			{
 				event_hash(&rec, h);
-				if (VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH ||
-					memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) != 0)
-					res.problem = "stored hash does not match the event's contents";
+				if (!hash_equals(stored, h))
+				{
+					cls = "event_hash";
+					problem = "stored hash does not match the event's contents";
+				}
 			}
-			if (res.problem)
+			if (cls)
 			{
-				MemoryContext old = MemoryContextSwitchTo(upper);
-
-				res.intact = false;
-				res.has_event = true;
-				res.event_id = event_id;
-				res.agent_id = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
-				res.policy = rec.policy ? pstrdup(rec.policy) : NULL;
-				res.seq = rec.seq;
-				res.problem = pstrdup(res.problem);
-				MemoryContextSwitchTo(old);
-				break;
+				pl->agent_id = rec.agent_id;
+				pl->policy = rec.policy;
+				pl->has_seq = true;
+				pl->seq = rec.seq;
+				collect_problem(pl, cls, subject_name(rec.agent_id, rec.policy), event_id, problem);
 			}
-			memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
-			have_prev = true;
-			expect_seq++;
-			res.checked++;
+			/* go on from what is stored */
+			if (VARSIZE_ANY_EXHDR(stored) == PG_SHA256_DIGEST_LENGTH)
+			{
+				memcpy(prev, VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH);
+				have_prev = true;
+			}
+			else
+				have_prev = false;
+			expect_seq = rec.seq + 1;
+			pl->checked++;
+			MemoryContextSwitchTo(outer);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+	MemoryContextDelete(walk);
 
-	if (res.intact)
+	am_exec(&verify_heads_plan, &arg, &argnull, true, 0);
 	{
-		am_exec(&verify_heads_plan, &arg, &argnull, true, 1);
-		if (SPI_processed > 0)
+		SPITupleTable *tt = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (i = 0; i < n; i++)
 		{
-			MemoryContext old;
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			bool		isnull;
 			char	   *a = nullable_text(tup, desc, 1);
 			char	   *p = nullable_text(tup, desc, 2);
 			int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 			Datum		ev = SPI_getbinval(tup, desc, 4, &isnull);
 
-			old = MemoryContextSwitchTo(upper);
-			res.intact = false;
-			res.agent_id = a ? pstrdup(a) : NULL;
-			res.policy = p ? pstrdup(p) : NULL;
-			res.has_event = !isnull;
-			res.event_id = isnull ? 0 : DatumGetInt64(ev);
-			res.seq = seq;
-			res.problem = pstrdup("chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
-			MemoryContextSwitchTo(old);
+			pl->agent_id = a;
+			pl->policy = p;
+			pl->has_seq = true;
+			pl->seq = seq;
+			collect_problem(pl, "head_mismatch", subject_name(a, p),
+							isnull ? -1 : DatumGetInt64(ev),
+							"chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
 		}
 	}
-	if (res.intact && only == NULL)
+	if (only != NULL)
+		return;
+
+	am_exec(&verify_refs_plan, NULL, NULL, true, 0);
 	{
-		am_exec(&verify_refs_plan, NULL, NULL, true, 1);
-		if (SPI_processed > 0)
+		SPITupleTable *tt = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (i = 0; i < n; i++)
 		{
-			MemoryContext old;
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			bool		isnull;
 			Datum		ev = SPI_getbinval(tup, desc, 1, &isnull);
 			char	   *a = nullable_text(tup, desc, 2);
 			char	   *p = nullable_text(tup, desc, 3);
-			char	   *problem = nullable_text(tup, desc, 4);
 
-			old = MemoryContextSwitchTo(upper);
-			res.intact = false;
-			res.has_event = !isnull;
-			res.event_id = isnull ? 0 : DatumGetInt64(ev);
-			res.agent_id = a ? pstrdup(a) : NULL;
-			res.policy = p ? pstrdup(p) : NULL;
-			res.problem = pstrdup(problem);
-			MemoryContextSwitchTo(old);
+			pl->agent_id = a;
+			pl->policy = p;
+			collect_problem(pl, nullable_text(tup, desc, 5), subject_name(a, p),
+							isnull ? -1 : DatumGetInt64(ev), nullable_text(tup, desc, 4));
 		}
 	}
-	/* agentmesh maintenance: seals cover every subject, so only a full check includes them (maintenance.c) */
-	if (res.intact && only == NULL)
+	/* seals and the tree cover every subject, so only a full check includes them */
+	(void) am_verify_seals(collect_problem, pl);
+}
+
+PG_FUNCTION_INFO_V1(lm_verify_audit);
+Datum
+lm_verify_audit(PG_FUNCTION_ARGS)
+{
+	char	   *only = PG_ARGISNULL(0) ? NULL :
+		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	ProblemList pl;
+	AmPriv		priv;
+	TupleDesc	rdesc;
+	Datum		values[7];
+	bool		nulls[7];
+	Problem    *p = NULL;
+
+	memset(&pl, 0, sizeof(pl));
+	pl.cxt = CurrentMemoryContext;
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	am_connect(&priv);
+	if (only)
 	{
-		char	   *seal_problem = am_verify_seals(NULL);
+		Datum		arg = CStringGetTextDatum(only);
 
-		if (seal_problem)
-		{
-			res.intact = false;
-			res.problem = MemoryContextStrdup(upper, seal_problem);
-		}
+		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("agent \"%s\" does not exist", only)));
 	}
+	verify_all(only, &pl);
 	am_finish(&priv);
 
+	if (pl.items != NIL)
+		p = (Problem *) linitial(pl.items);
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = BoolGetDatum(res.intact);
-	values[1] = Int64GetDatum(res.checked);
-	values[2] = Int64GetDatum(res.event_id);
-	nulls[2] = !res.has_event;
-	values[3] = am_text_datum(res.agent_id);
-	nulls[3] = res.agent_id == NULL;
-	values[4] = am_text_datum(res.policy);
-	nulls[4] = res.policy == NULL;
-	values[5] = Int64GetDatum(res.seq);
-	nulls[5] = res.intact;
-	values[6] = am_text_datum(res.problem);
-	nulls[6] = res.problem == NULL;
+	values[0] = BoolGetDatum(p == NULL);
+	values[1] = Int64GetDatum(pl.checked);
+	values[2] = Int64GetDatum(p ? p->first_event : 0);
+	nulls[2] = p == NULL || p->first_event < 0;
+	values[3] = am_text_datum(p ? p->agent_id : NULL);
+	nulls[3] = p == NULL || p->agent_id == NULL;
+	values[4] = am_text_datum(p ? p->policy : NULL);
+	nulls[4] = p == NULL || p->policy == NULL;
+	values[5] = Int64GetDatum(p ? p->seq : 0);
+	nulls[5] = p == NULL || !p->has_seq;
+	values[6] = am_text_datum(p ? p->summary : NULL);
+	nulls[6] = p == NULL;
 	rdesc = BlessTupleDesc(rdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(lm_verify_audit_problems);
+Datum
+lm_verify_audit_problems(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *only = PG_ARGISNULL(0) ? NULL :
+		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	ProblemList pl;
+	AmPriv		priv;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&pl, 0, sizeof(pl));
+	pl.cxt = CurrentMemoryContext;
+	am_connect(&priv);
+	if (only)
+	{
+		Datum		arg = CStringGetTextDatum(only);
+
+		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("agent \"%s\" does not exist", only)));
+	}
+	verify_all(only, &pl);
+	am_finish(&priv);
+
+	foreach(lc, pl.items)
+	{
+		Problem    *p = (Problem *) lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum(p->cls);
+		values[1] = CStringGetTextDatum(p->subject);
+		values[2] = Int64GetDatum(p->first_event);
+		nulls[2] = p->first_event < 0;
+		values[3] = CStringGetTextDatum(p->detail);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
