@@ -52,6 +52,27 @@ static AmPlan last_seal_plan = {
 	0, {InvalidOid}
 };
 
+/* the same, for a schema of version 1.0 (no tree yet; see has_tree()) */
+static AmPlan last_seal_v10_plan = {
+	"SELECT s.xmin_to, s.seal_hash, s.seal_id, NULL::int8"
+	" FROM agentmesh.audit_seals s ORDER BY s.seal_id DESC LIMIT 1",
+	0, {InvalidOid}
+};
+
+/*
+ * Does the schema have the Merkle tree?  The library of 1.1 also runs on a
+ * schema still at 1.0 (installed, ALTER EXTENSION UPDATE not run yet): it
+ * then seals and verifies as 1.0 did, and the update builds the tree for
+ * those seals (am_audit_tree_build()).
+ */
+static bool
+has_tree(void)
+{
+	Oid			nsp = get_namespace_oid(AM_SCHEMA, false);
+
+	return OidIsValid(get_relname_relid("audit_checkpoints", nsp));
+}
+
 static AmPlan snapshot_xmin_plan = {
 	"SELECT pg_snapshot_xmin(pg_current_snapshot())",
 	0, {InvalidOid}
@@ -397,7 +418,8 @@ am_write_seal(void)
 	bool		n[7];
 	int64		seal_id;
 	int64		tree_size = 0;
-	TreeWriter *tw;
+	TreeWriter *tw = NULL;
+	bool		tree;
 	uint8		root[AM_HASH_LEN];
 
 	if (!OidIsValid(relid))
@@ -405,7 +427,8 @@ am_write_seal(void)
 	if (!ConditionalLockRelationOid(relid, ShareRowExclusiveLock))
 		return 0;
 
-	am_exec(&last_seal_plan, NULL, NULL, false, 1);
+	tree = has_tree();
+	am_exec(tree ? &last_seal_plan : &last_seal_v10_plan, NULL, NULL, false, 1);
 	if (SPI_processed == 1)
 	{
 		bytea	   *h;
@@ -417,7 +440,7 @@ am_write_seal(void)
 		memcpy(prev, VARDATA_ANY(h), PG_SHA256_DIGEST_LENGTH);
 		have_prev = true;
 		tree_size = DatumGetInt64(am_getcol(4, &isnull));
-		if (isnull)
+		if (isnull && tree)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("audit seal " INT64_FORMAT " has no checkpoint",
@@ -436,14 +459,20 @@ am_write_seal(void)
 	if (!FullTransactionIdPrecedes(from, to))
 		return 0;
 
-	tw = palloc0(sizeof(TreeWriter));
-	tw->store = true;
-	am_merkle_frontier_load(&tw->f, tree_size, stored_node, NULL);
+	if (tree)
+	{
+		tw = palloc0(sizeof(TreeWriter));
+		tw->store = true;
+		am_merkle_frontier_load(&tw->f, tree_size, stored_node, NULL);
+	}
 	seal_sum(from, to, have_prev ? prev : NULL, &sum, tw);
 	if (sum.count == 0)
 		return 0;				/* nothing new: the next seal will cover this range */
-	tree_flush(tw);
-	am_merkle_frontier_root(&tw->f, root);
+	if (tree)
+	{
+		tree_flush(tw);
+		am_merkle_frontier_root(&tw->f, root);
+	}
 
 	memset(n, 0, sizeof(n));
 	v[0] = FullTransactionIdGetDatum(from);
@@ -456,10 +485,15 @@ am_write_seal(void)
 	v[6] = PointerGetDatum(am_bytea(sum.hash, PG_SHA256_DIGEST_LENGTH));
 	am_exec(&insert_seal_plan, v, n, false, 0);
 	seal_id = DatumGetInt64(am_getcol(1, &isnull));
-	v[0] = Int64GetDatum(seal_id);
-	v[1] = Int64GetDatum(tw->f.size);
-	v[2] = PointerGetDatum(am_bytea(root, AM_HASH_LEN));
-	am_exec(&insert_checkpoint_plan, v, NULL, false, 0);
+	if (tree)
+	{
+		v[0] = Int64GetDatum(seal_id);
+		v[1] = Int64GetDatum(tw->f.size);
+		v[2] = PointerGetDatum(am_bytea(root, AM_HASH_LEN));
+		am_exec(&insert_checkpoint_plan, v, NULL, false, 0);
+	}
+	else
+		memset(root, 0, sizeof(root));
 
 	if (!seal_callbacks_registered)
 	{
@@ -479,7 +513,7 @@ am_write_seal(void)
 													(unsigned long long) U64FromFullTransactionId(from),
 													(unsigned long long) U64FromFullTransactionId(to),
 													hash_hex(sum.hash),
-													(long long) tw->f.size,
+													(long long) (tw ? tw->f.size : 0),
 													hash_hex(root)));
 	pending_seal_subid = GetCurrentSubTransactionId();
 	return 1;
@@ -500,6 +534,13 @@ static AmPlan verify_seals_plan = {
 	" s.last_event_id, s.prev_seal_hash, s.seal_hash, c.tree_size, c.root_hash"
 	" FROM agentmesh.audit_seals s LEFT JOIN agentmesh.audit_checkpoints c ON c.seal_id = s.seal_id"
 	" ORDER BY s.seal_id",
+	0, {InvalidOid}
+};
+
+static AmPlan verify_seals_v10_plan = {
+	"SELECT s.seal_id, s.xmin_from, s.xmin_to, s.event_count, s.first_event_id,"
+	" s.last_event_id, s.prev_seal_hash, s.seal_hash, NULL::int8, NULL::bytea"
+	" FROM agentmesh.audit_seals s ORDER BY s.seal_id",
 	0, {InvalidOid}
 };
 
@@ -540,9 +581,11 @@ am_verify_seals(AmProblemFn report, void *arg)
 	TreeWriter *tw = palloc0(sizeof(TreeWriter));
 	bool		isnull;
 	uint64		i;
+	bool		tree = has_tree();
 
 	tw->store = false;
-	portal = SPI_cursor_open(NULL, am_prepare(&verify_seals_plan), NULL, NULL, true);
+	portal = SPI_cursor_open(NULL, am_prepare(tree ? &verify_seals_plan : &verify_seals_v10_plan),
+							 NULL, NULL, true);
 	for (;;)
 	{
 		SPITupleTable *seals;
@@ -603,10 +646,11 @@ am_verify_seals(AmProblemFn report, void *arg)
 					   "seal_hash does not match the events in its range (events altered)");
 				ok = false;
 			}
-			if (cp_null)
+			/* a 1.0 schema has no checkpoints */
+			if (tree && cp_null)
 				report(arg, "checkpoint_missing", seal_subject(seal_id), first,
 					   "the seal has no row in agentmesh.audit_checkpoints");
-			else if (!tree_diverged)
+			else if (tree && !tree_diverged)
 			{
 				uint8		root[AM_HASH_LEN];
 
@@ -634,6 +678,8 @@ am_verify_seals(AmProblemFn report, void *arg)
 	}
 	SPI_cursor_close(portal);
 
+	if (!tree)
+		return checked;
 	am_exec(&orphan_checkpoints_plan, NULL, NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
 		report(arg, "checkpoint_orphan",
