@@ -87,7 +87,7 @@ DELETE FROM agentmesh.audit_events e USING agentmesh.audit_seals s
    AND e.xact_id >= s.xmin_from AND e.xact_id < s.xmin_to;
 DELETE FROM agentmesh.audit_checkpoints WHERE seal_id = (SELECT min(seal_id) FROM agentmesh.audit_seals);
 DELETE FROM agentmesh.audit_seals WHERE seal_id = (SELECT min(seal_id) FROM agentmesh.audit_seals);
-SELECT problem_class, subject, first_event FROM problems;
+SELECT problem_class, subject, first_event FROM problems ORDER BY 1, 2, 3;
 ROLLBACK;
 
 -- the last seal deleted with its events and its checkpoint: heads do not match
@@ -97,7 +97,7 @@ DELETE FROM agentmesh.audit_events e USING agentmesh.audit_seals s
    AND e.xact_id >= s.xmin_from AND e.xact_id < s.xmin_to;
 DELETE FROM agentmesh.audit_checkpoints WHERE seal_id = (SELECT max(seal_id) FROM agentmesh.audit_seals);
 DELETE FROM agentmesh.audit_seals WHERE seal_id = (SELECT max(seal_id) FROM agentmesh.audit_seals);
-SELECT problem_class, subject, first_event FROM problems;
+SELECT problem_class, subject, first_event FROM problems ORDER BY 1, 2, 3;
 ROLLBACK;
 
 -- a sealed event inserted into a sealed range (a copy with a new id)
@@ -107,7 +107,7 @@ INSERT INTO agentmesh.audit_events (agent_id, policy, seq, event_type, occurred_
 SELECT NULL, 'p1', 99, event_type, occurred_at, actor, db_user, previous_state, new_state,
 	   details, prev_hash, hash, xact_id
   FROM agentmesh.audit_events WHERE agent_id = :'a1' AND seq = 1;
-SELECT problem_class, subject, first_event FROM problems;
+SELECT problem_class, subject, first_event FROM problems ORDER BY 1, 2, 3;
 ROLLBACK;
 
 -- the Merkle tree: a leaf deleted, a checkpoint's root changed, a checkpoint deleted
@@ -118,11 +118,11 @@ ROLLBACK;
 BEGIN;
 UPDATE agentmesh.audit_checkpoints SET root_hash = sha256('x')
  WHERE seal_id = (SELECT max(seal_id) FROM agentmesh.audit_seals);
-SELECT problem_class, subject, first_event FROM problems;
+SELECT problem_class, subject, first_event FROM problems ORDER BY 1, 2, 3;
 ROLLBACK;
 BEGIN;
 DELETE FROM agentmesh.audit_checkpoints WHERE seal_id = (SELECT min(seal_id) FROM agentmesh.audit_seals);
-SELECT problem_class, subject, first_event FROM problems;
+SELECT problem_class, subject, first_event FROM problems ORDER BY 1, 2, 3;
 ROLLBACK;
 
 -- several at once: all reported, the summary names the first

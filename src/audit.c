@@ -33,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -944,7 +945,9 @@ lm_audit_trail(PG_FUNCTION_ARGS)
  *
  * One pass finds every problem, each reported once with its class, its
  * subject and the first event it breaks:
- *	 - every chain walked in order, each hash recomputed (chain_sequence,
+ *	 - every event in event_id order, which is each chain's order (a chain
+ *	   grows under its subject's row lock), against its subject's chain so
+ *	   far, kept in a hash table; each hash recomputed (chain_sequence,
  *	   chain_link, event_hash), going on after a problem from the stored
  *	   values so that one broken event does not hide the next;
  *	 - every agent and policy: exactly audit_seq events ending at its
@@ -963,26 +966,18 @@ static AmPlan verify_events_plan = {
 	" previous_state::text, new_state::text, details, prev_hash, hash"
 	" FROM agentmesh.audit_events"
 	" WHERE $1::text IS NULL OR agent_id = $1"
-	" ORDER BY agent_id, policy, seq",
+	" ORDER BY event_id",
 	1, {TEXTOID}
 };
-static AmPlan verify_heads_plan = {
-	"SELECT s.agent_id, s.policy, s.audit_seq, s.event_id FROM ("
-	"   SELECT a.agent_id, NULL::text AS policy, a.audit_seq, a.audit_head, e.event_id, e.seq, e.hash"
-	"     FROM agentmesh.agents a LEFT JOIN LATERAL ("
-	"       SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
-	"        WHERE e.agent_id = a.agent_id ORDER BY e.seq DESC LIMIT 1) e ON true"
-	"    WHERE $1::text IS NULL OR a.agent_id = $1"
+/* every subject's head, in the order problems are reported */
+static AmPlan verify_subjects_plan = {
+	"SELECT agent_id, policy, audit_seq, audit_head FROM ("
+	"   SELECT a.agent_id, NULL::text AS policy, a.audit_seq, a.audit_head"
+	"     FROM agentmesh.agents a WHERE $1::text IS NULL OR a.agent_id = $1"
 	"   UNION ALL"
-	"   SELECT NULL, p.name, p.audit_seq, p.audit_head, e.event_id, e.seq, e.hash"
-	"     FROM agentmesh.policies p LEFT JOIN LATERAL ("
-	"       SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
-	"        WHERE e.policy = p.name ORDER BY e.seq DESC LIMIT 1) e ON true"
-	"    WHERE $1::text IS NULL"
-	" ) s"
-	" WHERE s.audit_seq IS DISTINCT FROM COALESCE(s.seq, 0)"
-	"    OR s.audit_head IS DISTINCT FROM s.hash"
-	" ORDER BY s.agent_id, s.policy",
+	"   SELECT NULL, p.name, p.audit_seq, p.audit_head"
+	"     FROM agentmesh.policies p WHERE $1::text IS NULL"
+	" ) s ORDER BY agent_id, policy",
 	1, {TEXTOID}
 };
 
@@ -1004,14 +999,6 @@ static AmPlan verify_refs_plan = {
 	"     FROM agentmesh.credentials c"
 	"    WHERE NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = c.agent_id)"
 	"    GROUP BY c.agent_id"
-	"   UNION ALL"
-	"   SELECT 3, pg_catalog.min(e.event_id), e.agent_id, e.policy,"
-	"          'audit event of a subject that does not exist', 'event_orphan'"
-	"     FROM agentmesh.audit_events e"
-	"    WHERE CASE WHEN e.agent_id IS NOT NULL"
-	"          THEN NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = e.agent_id)"
-	"          ELSE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = e.policy) END"
-	"    GROUP BY e.agent_id, e.policy"
 	" ) s ORDER BY o, event_id, agent_id, policy",
 	0, {InvalidOid}
 };
@@ -1100,6 +1087,54 @@ hash_equals(bytea *stored, const uint8 *h)
 		memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) == 0;
 }
 
+/*
+ * What the walk saw of each subject's chain, keyed by a SHA-256 of the
+ * subject (no length limit: a superuser may have inserted any id).  The
+ * heads and the events whose subject does not exist are found by looking
+ * the subjects' rows up here, instead of one index probe per event.
+ */
+typedef struct SubjectKey
+{
+	uint8		d[PG_SHA256_DIGEST_LENGTH];
+} SubjectKey;
+
+typedef struct SubjectEntry
+{
+	SubjectKey	key;
+	char	   *agent_id;
+	char	   *policy;
+	int64		first_event;
+	int64		last_event;
+	int64		last_seq;
+	bool		has_last_hash;
+	uint8		last_hash[PG_SHA256_DIGEST_LENGTH];
+	bool		seen;			/* its agent or policy row exists */
+} SubjectEntry;
+
+static void
+subject_key(const char *agent_id, const char *policy, SubjectKey *key)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	const char *s = agent_id ? agent_id : (policy ? policy : "");
+	char		kind = agent_id ? 'a' : 'p';
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) &kind, 1) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) s, strlen(s)) < 0 ||
+		pg_cryptohash_final(ctx, key->d, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+static int
+entry_by_first_event(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((SubjectEntry *) lfirst(a))->first_event;
+	int64		y = ((SubjectEntry *) lfirst(b))->first_event;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 /* Every check; inside am_connect. */
 static void
 verify_all(const char *only, ProblemList *pl)
@@ -1107,18 +1142,28 @@ verify_all(const char *only, ProblemList *pl)
 	Datum		arg = only ? CStringGetTextDatum(only) : (Datum) 0;
 	bool		argnull = (only == NULL);
 	Portal		portal;
-	char	   *cur_agent = NULL;
-	char	   *cur_policy = NULL;
 	int64		expect_seq = 0;
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	bool		have_prev = false;
-	bool		first = true;
 	MemoryContext walk = AllocSetContextCreate(CurrentMemoryContext, "audit walk",
 											   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit walk row",
 												 ALLOCSET_DEFAULT_SIZES);
 	MemoryContext outer;
 	uint64		i;
+	HASHCTL		hctl;
+	HTAB	   *subjects;
+	SubjectEntry *cur = NULL;
+	HASH_SEQ_STATUS hseq;
+	SubjectEntry *ent;
+	List	   *orphans = NIL;
+	ListCell   *lc;
+
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(SubjectKey);
+	hctl.entrysize = sizeof(SubjectEntry);
+	hctl.hcxt = CurrentMemoryContext;
+	subjects = hash_create("audit subjects", 1024, &hctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	portal = SPI_cursor_open(NULL, am_prepare(&verify_events_plan), &arg,
 							 argnull ? "n" : " ", true);
@@ -1164,20 +1209,32 @@ verify_all(const char *only, ProblemList *pl)
 			}
 			stored = DatumGetByteaPP(SPI_getbinval(tup, desc, 13, &isnull));
 
-			if (first || !same_subject(cur_agent, rec.agent_id) ||
-				!same_subject(cur_policy, rec.policy))
+			/* this event's subject and how far its chain got */
+			if (cur == NULL || !same_subject(cur->agent_id, rec.agent_id) ||
+				!same_subject(cur->policy, rec.policy))
 			{
-				MemoryContext old;
+				SubjectKey	key;
+				bool		found;
 
-				MemoryContextReset(walk);
-				old = MemoryContextSwitchTo(walk);
-				cur_agent = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
-				cur_policy = rec.policy ? pstrdup(rec.policy) : NULL;
-				MemoryContextSwitchTo(old);
-				expect_seq = 1;
-				have_prev = false;
-				first = false;
+				subject_key(rec.agent_id, rec.policy, &key);
+				cur = hash_search(subjects, &key, HASH_ENTER, &found);
+				if (!found)
+				{
+					MemoryContext old = MemoryContextSwitchTo(walk);
+
+					cur->agent_id = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
+					cur->policy = rec.policy ? pstrdup(rec.policy) : NULL;
+					MemoryContextSwitchTo(old);
+					cur->first_event = event_id;
+					cur->last_seq = 0;
+					cur->has_last_hash = false;
+					cur->seen = false;
+				}
 			}
+			expect_seq = cur->last_seq + 1;
+			have_prev = cur->has_last_hash;
+			if (have_prev)
+				memcpy(prev, cur->last_hash, PG_SHA256_DIGEST_LENGTH);
 
 			rec.prev_hash = have_prev ? prev : NULL;
 			if (rec.seq != expect_seq)
@@ -1218,6 +1275,11 @@ verify_all(const char *only, ProblemList *pl)
 			else
 				have_prev = false;
 			expect_seq = rec.seq + 1;
+			cur->last_event = event_id;
+			cur->last_seq = rec.seq;
+			cur->has_last_hash = have_prev;
+			if (have_prev)
+				memcpy(cur->last_hash, prev, PG_SHA256_DIGEST_LENGTH);
 			pl->checked++;
 			MemoryContextSwitchTo(outer);
 		}
@@ -1225,34 +1287,77 @@ verify_all(const char *only, ProblemList *pl)
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(rowcxt);
-	MemoryContextDelete(walk);
+	/* walk holds the subjects' names, which the lookups below still report */
 
-	am_exec(&verify_heads_plan, &arg, &argnull, true, 0);
+	/* every agent and policy: exactly audit_seq events, ending at audit_head */
+	portal = SPI_cursor_open(NULL, am_prepare(&verify_subjects_plan), &arg,
+							 argnull ? "n" : " ", true);
+	for (;;)
 	{
-		SPITupleTable *tt = SPI_tuptable;
-		uint64		n = SPI_processed;
+		SPITupleTable *tt;
+		uint64		n;
 
+		SPI_cursor_fetch(portal, true, 10000);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
 		for (i = 0; i < n; i++)
 		{
 			HeapTuple	tup = tt->vals[i];
 			TupleDesc	desc = tt->tupdesc;
 			bool		isnull;
+			bool		headnull;
 			char	   *a = nullable_text(tup, desc, 1);
 			char	   *p = nullable_text(tup, desc, 2);
 			int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			Datum		ev = SPI_getbinval(tup, desc, 4, &isnull);
+			Datum		hd = SPI_getbinval(tup, desc, 4, &headnull);
+			SubjectKey	key;
+			bool		ok;
 
-			pl->agent_id = a;
-			pl->policy = p;
-			pl->has_seq = true;
-			pl->seq = seq;
-			collect_problem(pl, "head_mismatch", subject_name(a, p),
-							isnull ? -1 : DatumGetInt64(ev),
-							"chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
+			subject_key(a, p, &key);
+			ent = hash_search(subjects, &key, HASH_FIND, NULL);
+			if (ent == NULL)
+				ok = seq == 0 && headnull;
+			else
+			{
+				ent->seen = true;
+				ok = seq == ent->last_seq && !headnull && ent->has_last_hash &&
+					hash_equals(DatumGetByteaPP(hd), ent->last_hash);
+			}
+			if (!ok)
+			{
+				pl->agent_id = a;
+				pl->policy = p;
+				pl->has_seq = true;
+				pl->seq = seq;
+				collect_problem(pl, "head_mismatch", subject_name(a, p),
+								ent ? ent->last_event : -1,
+								"chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
+			}
 		}
+		SPI_freetuptable(tt);
 	}
+	SPI_cursor_close(portal);
+
 	if (only != NULL)
 		return;
+
+	/* events of a subject that does not exist: one row per subject, by its first event */
+	hash_seq_init(&hseq, subjects);
+	while ((ent = hash_seq_search(&hseq)) != NULL)
+		if (!ent->seen)
+			orphans = lappend(orphans, ent);
+	list_sort(orphans, entry_by_first_event);
+	foreach(lc, orphans)
+	{
+		ent = (SubjectEntry *) lfirst(lc);
+		pl->agent_id = ent->agent_id;
+		pl->policy = ent->policy;
+		collect_problem(pl, "event_orphan", subject_name(ent->agent_id, ent->policy),
+						ent->first_event, "audit event of a subject that does not exist");
+	}
+
 
 	am_exec(&verify_refs_plan, NULL, NULL, true, 0);
 	{
