@@ -1,7 +1,7 @@
 -- Audit verification, Merkle tree and proofs at 1 000 000 events (issue 11;
 -- docs/performance.md). Run with psql -X -f on an empty database with the
 -- extension created and agentmesh_lifecycle.enabled = off; takes a few minutes.
-	iming on
+\timing on
 SELECT count(agentmesh.lm_request('n' || i, 'o')) FROM generate_series(1, 250000) i;
 SELECT seals FROM agentmesh.lm_run_maintenance();
 UPDATE agentmesh.agents SET purpose = 'p1';
