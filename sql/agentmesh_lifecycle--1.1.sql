@@ -490,3 +490,116 @@ CREATE EVENT TRIGGER agentmesh_lifecycle_drop_guard ON ddl_command_start
 	EXECUTE FUNCTION agentmesh.drop_guard();
 ALTER EVENT TRIGGER agentmesh_lifecycle_drop_guard ENABLE ALWAYS;
 COMMENT ON EVENT TRIGGER agentmesh_lifecycle_drop_guard IS 'Refuses to drop agentmesh_lifecycle while audit rows exist, unless agentmesh_lifecycle.allow_drop is on.';
+
+/* ---- audit completeness, Merkle tree, checkpoints and proofs (issue 11) ---- */
+
+/*
+ * Every problem lm_verify_audit() finds, one row each (src/audit.c); the
+ * summary function keeps its columns and reports the first of them.
+ */
+CREATE FUNCTION agentmesh.lm_verify_audit_problems(agent_id pg_catalog.text DEFAULT NULL)
+	RETURNS TABLE (problem_class pg_catalog.text, subject pg_catalog.text,
+				   first_event pg_catalog.int8, detail pg_catalog.text)
+	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_verify_audit_problems';
+COMMENT ON FUNCTION agentmesh.lm_verify_audit_problems(pg_catalog.text) IS 'Every problem of the audit trail, one row each: chains, heads, references, seals and the Merkle tree (docs/audit.md).';
+
+/*
+ * The name of this audit log in its checkpoints: random at install, kept by
+ * pg_dump.  A restore into a fresh install adds the dumped row to the new
+ * one; the earliest created row is the origin.
+ */
+CREATE TABLE agentmesh.audit_log_origin (
+	origin pg_catalog.text PRIMARY KEY,
+	created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE agentmesh.audit_log_origin IS 'The origin line of this audit log''s checkpoints: random at install, kept by dump and restore; the earliest row counts.';
+INSERT INTO agentmesh.audit_log_origin (origin)
+	VALUES ('agentmesh-lifecycle.invalid/audit/' OPERATOR(pg_catalog.||)
+			pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''));
+
+/*
+ * The RFC 6962 Merkle tree over the sealed events (src/merkle.c,
+ * src/seals.c): every complete subtree (level, idx); level 0 holds the leaf
+ * hashes SHA-256(0x00 || event hash) with their event_id.
+ */
+CREATE TABLE agentmesh.audit_tree (
+	level pg_catalog.int4 NOT NULL,
+	idx pg_catalog.int8 NOT NULL,
+	hash pg_catalog.bytea NOT NULL
+		CONSTRAINT audit_tree_hash_check
+		CHECK (pg_catalog.length(hash) OPERATOR(pg_catalog.=) 32),
+	event_id pg_catalog.int8,
+	CONSTRAINT audit_tree_pkey PRIMARY KEY (level, idx)
+);
+COMMENT ON TABLE agentmesh.audit_tree IS 'RFC 6962 Merkle tree over the sealed audit events: the hash of every complete subtree; level 0 = leaves, with their event_id.';
+CREATE UNIQUE INDEX audit_tree_event_id_key ON agentmesh.audit_tree (event_id)
+	WHERE event_id IS NOT NULL;
+
+/* each seal's tree size and root hash */
+CREATE TABLE agentmesh.audit_checkpoints (
+	seal_id pg_catalog.int8 PRIMARY KEY,
+	tree_size pg_catalog.int8 NOT NULL
+		CONSTRAINT audit_checkpoints_tree_size_check
+		CHECK (tree_size OPERATOR(pg_catalog.>) 0),
+	root_hash pg_catalog.bytea NOT NULL
+		CONSTRAINT audit_checkpoints_root_hash_check
+		CHECK (pg_catalog.length(root_hash) OPERATOR(pg_catalog.=) 32),
+	CONSTRAINT audit_checkpoints_tree_size_key UNIQUE (tree_size)
+);
+COMMENT ON TABLE agentmesh.audit_checkpoints IS 'The Merkle tree size and root hash after each audit seal.';
+
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.audit_log_origin', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.audit_tree', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.audit_checkpoints', '');
+
+/* immutable like the seals, also in replica mode */
+CREATE TRIGGER audit_log_origin_immutable BEFORE UPDATE OR DELETE ON agentmesh.audit_log_origin
+	FOR EACH ROW EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_log_origin_no_truncate BEFORE TRUNCATE ON agentmesh.audit_log_origin
+	FOR EACH STATEMENT EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_tree_immutable BEFORE UPDATE OR DELETE ON agentmesh.audit_tree
+	FOR EACH ROW EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_tree_no_truncate BEFORE TRUNCATE ON agentmesh.audit_tree
+	FOR EACH STATEMENT EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_checkpoints_immutable BEFORE UPDATE OR DELETE ON agentmesh.audit_checkpoints
+	FOR EACH ROW EXECUTE FUNCTION agentmesh.audit_immutable();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON agentmesh.audit_checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION agentmesh.audit_immutable();
+ALTER TABLE agentmesh.audit_log_origin ENABLE ALWAYS TRIGGER audit_log_origin_immutable;
+ALTER TABLE agentmesh.audit_log_origin ENABLE ALWAYS TRIGGER audit_log_origin_no_truncate;
+ALTER TABLE agentmesh.audit_tree ENABLE ALWAYS TRIGGER audit_tree_immutable;
+ALTER TABLE agentmesh.audit_tree ENABLE ALWAYS TRIGGER audit_tree_no_truncate;
+ALTER TABLE agentmesh.audit_checkpoints ENABLE ALWAYS TRIGGER audit_checkpoints_immutable;
+ALTER TABLE agentmesh.audit_checkpoints ENABLE ALWAYS TRIGGER audit_checkpoints_no_truncate;
+
+CREATE FUNCTION agentmesh.lm_audit_checkpoint(OUT origin pg_catalog.text,
+		OUT tree_size pg_catalog.int8, OUT root_hash pg_catalog.bytea,
+		OUT seal_id pg_catalog.int8, OUT checkpoint pg_catalog.text)
+	RETURNS record LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_audit_checkpoint';
+COMMENT ON FUNCTION agentmesh.lm_audit_checkpoint() IS 'The audit log''s current checkpoint: origin, tree size, root hash, its seal, and the C2SP checkpoint text.';
+CREATE FUNCTION agentmesh.lm_audit_consistency_proof(old_size pg_catalog.int8,
+		new_size pg_catalog.int8 DEFAULT NULL,
+		OUT old_size pg_catalog.int8, OUT new_size pg_catalog.int8,
+		OUT proof pg_catalog.bytea[])
+	RETURNS record LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_audit_consistency_proof';
+COMMENT ON FUNCTION agentmesh.lm_audit_consistency_proof(pg_catalog.int8, pg_catalog.int8) IS 'RFC 9162 consistency proof between two sizes of the audit tree (new_size NULL: the current size).';
+CREATE FUNCTION agentmesh.lm_audit_inclusion_proof(event_id pg_catalog.int8,
+		tree_size pg_catalog.int8 DEFAULT NULL,
+		OUT event_id pg_catalog.int8, OUT leaf_index pg_catalog.int8,
+		OUT tree_size pg_catalog.int8, OUT leaf_hash pg_catalog.bytea,
+		OUT proof pg_catalog.bytea[])
+	RETURNS record LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_audit_inclusion_proof';
+COMMENT ON FUNCTION agentmesh.lm_audit_inclusion_proof(pg_catalog.int8, pg_catalog.int8) IS 'RFC 9162 inclusion proof of a sealed audit event in the audit tree (tree_size NULL: the current size).';
+
+REVOKE ALL ON agentmesh.audit_log_origin, agentmesh.audit_tree, agentmesh.audit_checkpoints FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentmesh.lm_verify_audit_problems(pg_catalog.text),
+	agentmesh.lm_audit_checkpoint(),
+	agentmesh.lm_audit_consistency_proof(pg_catalog.int8, pg_catalog.int8),
+	agentmesh.lm_audit_inclusion_proof(pg_catalog.int8, pg_catalog.int8) FROM PUBLIC;
+GRANT SELECT ON agentmesh.audit_log_origin, agentmesh.audit_tree, agentmesh.audit_checkpoints
+	TO agentmesh_admin, agentmesh_auditor;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_verify_audit_problems(pg_catalog.text),
+	agentmesh.lm_audit_checkpoint(),
+	agentmesh.lm_audit_consistency_proof(pg_catalog.int8, pg_catalog.int8),
+	agentmesh.lm_audit_inclusion_proof(pg_catalog.int8, pg_catalog.int8)
+	TO agentmesh_admin, agentmesh_auditor;

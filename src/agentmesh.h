@@ -191,10 +191,45 @@ extern Datum am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull);
 extern bool am_agent_row_heartbeat(AmAgentRow *row, Datum *result);
 extern void am_agent_row_close(AmAgentRow *row);
 
+/* ---- merkle.c: RFC 6962 Merkle tree over sealed events (issue 11) ---- */
+
+#define AM_HASH_LEN 32
+#define AM_MERKLE_LEVELS 64		/* a tree of at most 2^63 leaves */
+#define AM_MERKLE_MAX_PROOF 130	/* longest inclusion or consistency proof */
+
+/* the stored complete subtree (level, index) into out (32 bytes), or ERROR */
+typedef void (*AmMerkleGetNode) (void *arg, int level, int64 index, uint8 *out);
+/* a newly completed subtree, to be stored */
+typedef void (*AmMerkleEmit) (void *arg, int level, int64 index, const uint8 *hash);
+
+typedef struct AmMerkleFrontier
+{
+	int64		size;			/* leaves so far */
+	uint8		nodes[AM_MERKLE_LEVELS][AM_HASH_LEN];	/* valid where size has the bit */
+} AmMerkleFrontier;
+
+extern void am_merkle_leaf_hash(const uint8 *data, size_t len, uint8 *out);
+extern void am_merkle_node_hash(const uint8 *left, const uint8 *right, uint8 *out);
+extern void am_merkle_range_hash(AmMerkleGetNode get, void *arg, int64 a, int64 b, uint8 *out);
+extern void am_merkle_root(AmMerkleGetNode get, void *arg, int64 n, uint8 *out);
+extern int	am_merkle_inclusion_proof(AmMerkleGetNode get, void *arg, int64 m, int64 n,
+									  uint8 (*out)[AM_HASH_LEN]);
+extern int	am_merkle_consistency_proof(AmMerkleGetNode get, void *arg, int64 m, int64 n,
+										uint8 (*out)[AM_HASH_LEN]);
+extern void am_merkle_append(AmMerkleFrontier *f, const uint8 *leaf_hash, AmMerkleEmit emit, void *arg);
+extern void am_merkle_frontier_root(const AmMerkleFrontier *f, uint8 *out);
+extern void am_merkle_frontier_load(AmMerkleFrontier *f, int64 size, AmMerkleGetNode get, void *arg);
+
 /* ---- seals.c ---- */
 
 extern int	am_write_seal(void);
-extern char *am_verify_seals(int64 *seals_checked);
+
+/* ---- audit verification: one report per problem (issue 11) ---- */
+
+/* class, subject ("agent <id>", "policy <name>", "seal <id>", ...), first broken event or -1, detail */
+typedef void (*AmProblemFn) (void *arg, const char *problem_class, const char *subject,
+							 int64 first_event, const char *detail);
+extern int64 am_verify_seals(AmProblemFn report, void *arg);
 
 /* ---- audit.c ---- */
 

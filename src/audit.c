@@ -33,6 +33,8 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -938,11 +940,25 @@ lm_audit_trail(PG_FUNCTION_ARGS)
 }
 
 /* ----------------------------------------------------------------
- * lm_verify_audit(agent_id DEFAULT NULL)
+ * Verification: lm_verify_audit(agent_id DEFAULT NULL) and
+ * lm_verify_audit_problems(agent_id DEFAULT NULL)
  *
- * Walks every chain in order and recomputes each hash; then checks that each
- * subject's stored head matches its last event, which catches events deleted
- * from the end of a chain.  Reports the first problem found.
+ * One pass finds every problem, each reported once with its class, its
+ * subject and the first event it breaks:
+ *	 - every event in event_id order, which is each chain's order (a chain
+ *	   grows under its subject's row lock), against its subject's chain so
+ *	   far, kept in a hash table; each hash recomputed (chain_sequence,
+ *	   chain_link, event_hash), going on after a problem from the stored
+ *	   values so that one broken event does not hide the next;
+ *	 - every agent and policy: exactly audit_seq events ending at its
+ *	   audit_head (head_mismatch);
+ *	 - references no foreign key holds (agent_policy_missing,
+ *	   credential_orphan, event_orphan: events of a subject that does not
+ *	   exist);
+ *	 - every seal and the Merkle tree (seals.c: seal_range, seal_link,
+ *	   seal_events, seal_hash, checkpoint_*, tree_*).
+ * With an agent_id only that agent's chain and head are checked.
+ * lm_verify_audit() summarizes: intact, and the first problem as before.
  * ----------------------------------------------------------------
  */
 static AmPlan verify_events_plan = {
@@ -950,23 +966,18 @@ static AmPlan verify_events_plan = {
 	" previous_state::text, new_state::text, details, prev_hash, hash"
 	" FROM agentmesh.audit_events"
 	" WHERE $1::text IS NULL OR agent_id = $1"
-	" ORDER BY agent_id, policy, seq",
+	" ORDER BY event_id",
 	1, {TEXTOID}
 };
-static AmPlan verify_heads_plan = {
-	"SELECT s.agent_id, s.policy, s.audit_seq, e.event_id FROM ("
-	"   SELECT agent_id, NULL::text AS policy, audit_seq, audit_head FROM agentmesh.agents"
-	"    WHERE $1::text IS NULL OR agent_id = $1"
+/* every subject's head, in the order problems are reported */
+static AmPlan verify_subjects_plan = {
+	"SELECT agent_id, policy, audit_seq, audit_head FROM ("
+	"   SELECT a.agent_id, NULL::text AS policy, a.audit_seq, a.audit_head"
+	"     FROM agentmesh.agents a WHERE $1::text IS NULL OR a.agent_id = $1"
 	"   UNION ALL"
-	"   SELECT NULL, name, audit_seq, audit_head FROM agentmesh.policies WHERE $1::text IS NULL"
-	" ) s LEFT JOIN LATERAL ("
-	"   SELECT e.event_id, e.seq, e.hash FROM agentmesh.audit_events e"
-	"    WHERE (s.agent_id IS NOT NULL AND e.agent_id = s.agent_id)"
-	"       OR (s.policy IS NOT NULL AND e.policy = s.policy)"
-	"    ORDER BY e.seq DESC LIMIT 1) e ON true"
-	" WHERE s.audit_seq IS DISTINCT FROM COALESCE(e.seq, 0)"
-	"    OR s.audit_head IS DISTINCT FROM e.hash"
-	" ORDER BY s.agent_id, s.policy LIMIT 1",
+	"   SELECT NULL, p.name, p.audit_seq, p.audit_head"
+	"     FROM agentmesh.policies p WHERE $1::text IS NULL"
+	" ) s ORDER BY agent_id, policy",
 	1, {TEXTOID}
 };
 
@@ -976,36 +987,81 @@ static AmPlan verify_heads_plan = {
  * behind must not verify as intact.
  */
 static AmPlan verify_refs_plan = {
-	"SELECT event_id, agent_id, policy, problem FROM ("
+	"SELECT event_id, agent_id, policy, problem, cls FROM ("
 	"   SELECT 1 AS o, NULL::int8 AS event_id, a.agent_id, NULL::text AS policy,"
-	"          'agent refers to a policy that does not exist' AS problem"
+	"          'agent refers to a policy that does not exist' AS problem,"
+	"          'agent_policy_missing' AS cls"
 	"     FROM agentmesh.agents a"
 	"    WHERE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = a.policy)"
 	"   UNION ALL"
-	"   SELECT 2, NULL, c.agent_id, NULL, 'credential of an agent that does not exist'"
+	"   SELECT 2, NULL, c.agent_id, NULL, 'credential of an agent that does not exist',"
+	"          'credential_orphan'"
 	"     FROM agentmesh.credentials c"
 	"    WHERE NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = c.agent_id)"
-	"   UNION ALL"
-	"   SELECT 3, e.event_id, e.agent_id, e.policy, 'audit event of a subject that does not exist'"
-	"     FROM agentmesh.audit_events e"
-	"    WHERE CASE WHEN e.agent_id IS NOT NULL"
-	"          THEN NOT EXISTS (SELECT FROM agentmesh.agents a WHERE a.agent_id = e.agent_id)"
-	"          ELSE NOT EXISTS (SELECT FROM agentmesh.policies p WHERE p.name = e.policy) END"
-	" ) s ORDER BY o, event_id, agent_id, policy LIMIT 1",
+	"    GROUP BY c.agent_id"
+	" ) s ORDER BY o, event_id, agent_id, policy",
 	0, {InvalidOid}
 };
 
-typedef struct VerifyResult
+typedef struct Problem
 {
-	bool		intact;
-	int64		checked;
-	bool		has_event;
-	int64		event_id;
+	char	   *cls;
+	char	   *subject;
+	int64		first_event;	/* -1: none */
+	char	   *detail;
+	char	   *summary;		/* lm_verify_audit()'s problem text */
 	char	   *agent_id;
 	char	   *policy;
+	bool		has_seq;
 	int64		seq;
-	const char *problem;
-} VerifyResult;
+} Problem;
+
+typedef struct ProblemList
+{
+	MemoryContext cxt;			/* outlives SPI */
+	List	   *items;
+	int64		checked;
+	/* set before a report from the chain walk or the heads */
+	const char *agent_id;
+	const char *policy;
+	bool		has_seq;
+	int64		seq;
+} ProblemList;
+
+static void
+collect_problem(void *arg, const char *problem_class, const char *subject,
+				int64 first_event, const char *detail)
+{
+	ProblemList *pl = (ProblemList *) arg;
+	MemoryContext old = MemoryContextSwitchTo(pl->cxt);
+	Problem    *p = palloc0(sizeof(Problem));
+
+	p->cls = pstrdup(problem_class);
+	p->subject = pstrdup(subject);
+	p->first_event = first_event;
+	p->detail = pstrdup(detail);
+	if (strncmp(subject, "seal ", 5) == 0)
+		p->summary = psprintf("audit %s: %s", subject, detail);
+	else
+		p->summary = p->detail;
+	p->agent_id = pl->agent_id ? pstrdup(pl->agent_id) : NULL;
+	p->policy = pl->policy ? pstrdup(pl->policy) : NULL;
+	p->has_seq = pl->has_seq;
+	p->seq = pl->seq;
+	pl->items = lappend(pl->items, p);
+	MemoryContextSwitchTo(old);
+	pl->agent_id = NULL;
+	pl->policy = NULL;
+	pl->has_seq = false;
+}
+
+static char *
+subject_name(const char *agent_id, const char *policy)
+{
+	if (agent_id)
+		return psprintf("agent %s", agent_id);
+	return psprintf("policy %s", policy ? policy : "(null)");
+}
 
 static char *
 nullable_text(HeapTuple tup, TupleDesc desc, int colno)
@@ -1024,62 +1080,118 @@ same_subject(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-PG_FUNCTION_INFO_V1(lm_verify_audit);
-Datum
-lm_verify_audit(PG_FUNCTION_ARGS)
+static bool
+hash_equals(bytea *stored, const uint8 *h)
 {
-	char	   *only = PG_ARGISNULL(0) ? NULL :
-		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	return stored != NULL && VARSIZE_ANY_EXHDR(stored) == PG_SHA256_DIGEST_LENGTH &&
+		memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) == 0;
+}
+
+/*
+ * What the walk saw of each subject's chain, keyed by a SHA-256 of the
+ * subject (no length limit: a superuser may have inserted any id).  The
+ * heads and the events whose subject does not exist are found by looking
+ * the subjects' rows up here, instead of one index probe per event.
+ */
+typedef struct SubjectKey
+{
+	uint8		d[PG_SHA256_DIGEST_LENGTH];
+} SubjectKey;
+
+typedef struct SubjectEntry
+{
+	SubjectKey	key;
+	char	   *agent_id;
+	char	   *policy;
+	int64		first_event;
+	int64		last_event;
+	int64		last_seq;
+	bool		has_last_hash;
+	uint8		last_hash[PG_SHA256_DIGEST_LENGTH];
+	bool		seen;			/* its agent or policy row exists */
+} SubjectEntry;
+
+static void
+subject_key(const char *agent_id, const char *policy, SubjectKey *key)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	const char *s = agent_id ? agent_id : (policy ? policy : "");
+	char		kind = agent_id ? 'a' : 'p';
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) &kind, 1) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) s, strlen(s)) < 0 ||
+		pg_cryptohash_final(ctx, key->d, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+static int
+entry_by_first_event(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((SubjectEntry *) lfirst(a))->first_event;
+	int64		y = ((SubjectEntry *) lfirst(b))->first_event;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Every check; inside am_connect. */
+static void
+verify_all(const char *only, ProblemList *pl)
+{
 	Datum		arg = only ? CStringGetTextDatum(only) : (Datum) 0;
 	bool		argnull = (only == NULL);
-	VerifyResult res;
-	AmPriv		priv;
 	Portal		portal;
-	char	   *cur_agent = NULL;
-	char	   *cur_policy = NULL;
 	int64		expect_seq = 0;
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	bool		have_prev = false;
-	bool		first = true;
-	MemoryContext upper = CurrentMemoryContext;
-	TupleDesc	rdesc;
-	Datum		values[7];
-	bool		nulls[7];
+	MemoryContext walk = AllocSetContextCreate(CurrentMemoryContext, "audit walk",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit walk row",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer;
+	uint64		i;
+	HASHCTL		hctl;
+	HTAB	   *subjects;
+	SubjectEntry *cur = NULL;
+	HASH_SEQ_STATUS hseq;
+	SubjectEntry *ent;
+	List	   *orphans = NIL;
+	ListCell   *lc;
 
-	memset(&res, 0, sizeof(res));
-	res.intact = true;
-	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(SubjectKey);
+	hctl.entrysize = sizeof(SubjectEntry);
+	hctl.hcxt = CurrentMemoryContext;
+	subjects = hash_create("audit subjects", 1024, &hctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	am_connect(&priv);
-	if (only)
-	{
-		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("agent \"%s\" does not exist", only)));
-	}
 	portal = SPI_cursor_open(NULL, am_prepare(&verify_events_plan), &arg,
 							 argnull ? "n" : " ", true);
-	while (res.intact)
+	for (;;)
 	{
-		uint64		i;
+		SPITupleTable *tt;
+		uint64		n;
 
 		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
 			break;
-		for (i = 0; i < SPI_processed && res.intact; i++)
+		for (i = 0; i < n; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			AmEventRec	rec;
 			bool		isnull;
 			bytea	   *stored;
 			bytea	   *stored_prev;
 			uint8		h[PG_SHA256_DIGEST_LENGTH];
 			int64		event_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			const char *cls = NULL;
+			char	   *problem = NULL;
 
+			MemoryContextReset(rowcxt);
+			outer = MemoryContextSwitchTo(rowcxt);
 			rec.agent_id = nullable_text(tup, desc, 2);
 			rec.policy = nullable_text(tup, desc, 3);
 			rec.seq = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -1097,132 +1209,271 @@ lm_verify_audit(PG_FUNCTION_ARGS)
 			}
 			stored = DatumGetByteaPP(SPI_getbinval(tup, desc, 13, &isnull));
 
-			if (first || !same_subject(cur_agent, rec.agent_id) ||
-				!same_subject(cur_policy, rec.policy))
+			/* this event's subject and how far its chain got */
+			if (cur == NULL || !same_subject(cur->agent_id, rec.agent_id) ||
+				!same_subject(cur->policy, rec.policy))
 			{
-				MemoryContext old = MemoryContextSwitchTo(upper);
+				SubjectKey	key;
+				bool		found;
 
-				cur_agent = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
-				cur_policy = rec.policy ? pstrdup(rec.policy) : NULL;
-				MemoryContextSwitchTo(old);
-				expect_seq = 1;
-				have_prev = false;
-				first = false;
+				subject_key(rec.agent_id, rec.policy, &key);
+				cur = hash_search(subjects, &key, HASH_ENTER, &found);
+				if (!found)
+				{
+					MemoryContext old = MemoryContextSwitchTo(walk);
+
+					cur->agent_id = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
+					cur->policy = rec.policy ? pstrdup(rec.policy) : NULL;
+					MemoryContextSwitchTo(old);
+					cur->first_event = event_id;
+					cur->last_seq = 0;
+					cur->has_last_hash = false;
+					cur->seen = false;
+				}
 			}
+			expect_seq = cur->last_seq + 1;
+			have_prev = cur->has_last_hash;
+			if (have_prev)
+				memcpy(prev, cur->last_hash, PG_SHA256_DIGEST_LENGTH);
 
 			rec.prev_hash = have_prev ? prev : NULL;
 			if (rec.seq != expect_seq)
-				res.problem = psprintf("sequence number %lld where %lld was expected (events missing or inserted)",
-									   (long long) rec.seq, (long long) expect_seq);
+			{
+				cls = "chain_sequence";
+				problem = psprintf("sequence number %lld where %lld was expected (events missing or inserted)",
+								   (long long) rec.seq, (long long) expect_seq);
+			}
 			else if ((stored_prev == NULL) != !have_prev ||
-					 (stored_prev && (VARSIZE_ANY_EXHDR(stored_prev) != PG_SHA256_DIGEST_LENGTH ||
-									  memcmp(VARDATA_ANY(stored_prev), prev, PG_SHA256_DIGEST_LENGTH) != 0)))
-				res.problem = "prev_hash does not match the hash of the previous event";
+					 (stored_prev && !hash_equals(stored_prev, prev)))
+			{
+				cls = "chain_link";
+				problem = "prev_hash does not match the hash of the previous event";
+			}
 			else
 			{
 				event_hash(&rec, h);
-				if (VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH ||
-					memcmp(VARDATA_ANY(stored), h, PG_SHA256_DIGEST_LENGTH) != 0)
-					res.problem = "stored hash does not match the event's contents";
+				if (!hash_equals(stored, h))
+				{
+					cls = "event_hash";
+					problem = "stored hash does not match the event's contents";
+				}
 			}
-			if (res.problem)
+			if (cls)
 			{
-				MemoryContext old = MemoryContextSwitchTo(upper);
-
-				res.intact = false;
-				res.has_event = true;
-				res.event_id = event_id;
-				res.agent_id = rec.agent_id ? pstrdup(rec.agent_id) : NULL;
-				res.policy = rec.policy ? pstrdup(rec.policy) : NULL;
-				res.seq = rec.seq;
-				res.problem = pstrdup(res.problem);
-				MemoryContextSwitchTo(old);
-				break;
+				pl->agent_id = rec.agent_id;
+				pl->policy = rec.policy;
+				pl->has_seq = true;
+				pl->seq = rec.seq;
+				collect_problem(pl, cls, subject_name(rec.agent_id, rec.policy), event_id, problem);
 			}
-			memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
-			have_prev = true;
-			expect_seq++;
-			res.checked++;
+			/* go on from what is stored */
+			if (VARSIZE_ANY_EXHDR(stored) == PG_SHA256_DIGEST_LENGTH)
+			{
+				memcpy(prev, VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH);
+				have_prev = true;
+			}
+			else
+				have_prev = false;
+			expect_seq = rec.seq + 1;
+			cur->last_event = event_id;
+			cur->last_seq = rec.seq;
+			cur->has_last_hash = have_prev;
+			if (have_prev)
+				memcpy(cur->last_hash, prev, PG_SHA256_DIGEST_LENGTH);
+			pl->checked++;
+			MemoryContextSwitchTo(outer);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+	/* walk holds the subjects' names, which the lookups below still report */
 
-	if (res.intact)
+	/* every agent and policy: exactly audit_seq events, ending at audit_head */
+	portal = SPI_cursor_open(NULL, am_prepare(&verify_subjects_plan), &arg,
+							 argnull ? "n" : " ", true);
+	for (;;)
 	{
-		am_exec(&verify_heads_plan, &arg, &argnull, true, 1);
-		if (SPI_processed > 0)
+		SPITupleTable *tt;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++)
 		{
-			MemoryContext old;
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			bool		isnull;
+			bool		headnull;
 			char	   *a = nullable_text(tup, desc, 1);
 			char	   *p = nullable_text(tup, desc, 2);
 			int64		seq = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			Datum		ev = SPI_getbinval(tup, desc, 4, &isnull);
+			Datum		hd = SPI_getbinval(tup, desc, 4, &headnull);
+			SubjectKey	key;
+			bool		ok;
 
-			old = MemoryContextSwitchTo(upper);
-			res.intact = false;
-			res.agent_id = a ? pstrdup(a) : NULL;
-			res.policy = p ? pstrdup(p) : NULL;
-			res.has_event = !isnull;
-			res.event_id = isnull ? 0 : DatumGetInt64(ev);
-			res.seq = seq;
-			res.problem = pstrdup("chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
-			MemoryContextSwitchTo(old);
+			subject_key(a, p, &key);
+			ent = hash_search(subjects, &key, HASH_FIND, NULL);
+			if (ent == NULL)
+				ok = seq == 0 && headnull;
+			else
+			{
+				ent->seen = true;
+				ok = seq == ent->last_seq && !headnull && ent->has_last_hash &&
+					hash_equals(DatumGetByteaPP(hd), ent->last_hash);
+			}
+			if (!ok)
+			{
+				pl->agent_id = a;
+				pl->policy = p;
+				pl->has_seq = true;
+				pl->seq = seq;
+				collect_problem(pl, "head_mismatch", subject_name(a, p),
+								ent ? ent->last_event : -1,
+								"chain head stored with the subject does not match its last event (events deleted from the end, or the head altered)");
+			}
 		}
+		SPI_freetuptable(tt);
 	}
-	if (res.intact && only == NULL)
+	SPI_cursor_close(portal);
+
+	if (only != NULL)
+		return;
+
+	/* events of a subject that does not exist: one row per subject, by its first event */
+	hash_seq_init(&hseq, subjects);
+	while ((ent = hash_seq_search(&hseq)) != NULL)
+		if (!ent->seen)
+			orphans = lappend(orphans, ent);
+	list_sort(orphans, entry_by_first_event);
+	foreach(lc, orphans)
 	{
-		am_exec(&verify_refs_plan, NULL, NULL, true, 1);
-		if (SPI_processed > 0)
+		ent = (SubjectEntry *) lfirst(lc);
+		pl->agent_id = ent->agent_id;
+		pl->policy = ent->policy;
+		collect_problem(pl, "event_orphan", subject_name(ent->agent_id, ent->policy),
+						ent->first_event, "audit event of a subject that does not exist");
+	}
+
+
+	am_exec(&verify_refs_plan, NULL, NULL, true, 0);
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (i = 0; i < n; i++)
 		{
-			MemoryContext old;
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = tt->vals[i];
+			TupleDesc	desc = tt->tupdesc;
 			bool		isnull;
 			Datum		ev = SPI_getbinval(tup, desc, 1, &isnull);
 			char	   *a = nullable_text(tup, desc, 2);
 			char	   *p = nullable_text(tup, desc, 3);
-			char	   *problem = nullable_text(tup, desc, 4);
 
-			old = MemoryContextSwitchTo(upper);
-			res.intact = false;
-			res.has_event = !isnull;
-			res.event_id = isnull ? 0 : DatumGetInt64(ev);
-			res.agent_id = a ? pstrdup(a) : NULL;
-			res.policy = p ? pstrdup(p) : NULL;
-			res.problem = pstrdup(problem);
-			MemoryContextSwitchTo(old);
+			pl->agent_id = a;
+			pl->policy = p;
+			collect_problem(pl, nullable_text(tup, desc, 5), subject_name(a, p),
+							isnull ? -1 : DatumGetInt64(ev), nullable_text(tup, desc, 4));
 		}
 	}
-	/* agentmesh maintenance: seals cover every subject, so only a full check includes them (maintenance.c) */
-	if (res.intact && only == NULL)
+	/* seals and the tree cover every subject, so only a full check includes them */
+	(void) am_verify_seals(collect_problem, pl);
+}
+
+PG_FUNCTION_INFO_V1(lm_verify_audit);
+Datum
+lm_verify_audit(PG_FUNCTION_ARGS)
+{
+	char	   *only = PG_ARGISNULL(0) ? NULL :
+		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	ProblemList pl;
+	AmPriv		priv;
+	TupleDesc	rdesc;
+	Datum		values[7];
+	bool		nulls[7];
+	Problem    *p = NULL;
+
+	memset(&pl, 0, sizeof(pl));
+	pl.cxt = CurrentMemoryContext;
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	am_connect(&priv);
+	if (only)
 	{
-		char	   *seal_problem = am_verify_seals(NULL);
+		Datum		arg = CStringGetTextDatum(only);
 
-		if (seal_problem)
-		{
-			res.intact = false;
-			res.problem = MemoryContextStrdup(upper, seal_problem);
-		}
+		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("agent \"%s\" does not exist", only)));
 	}
+	verify_all(only, &pl);
 	am_finish(&priv);
 
+	if (pl.items != NIL)
+		p = (Problem *) linitial(pl.items);
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = BoolGetDatum(res.intact);
-	values[1] = Int64GetDatum(res.checked);
-	values[2] = Int64GetDatum(res.event_id);
-	nulls[2] = !res.has_event;
-	values[3] = am_text_datum(res.agent_id);
-	nulls[3] = res.agent_id == NULL;
-	values[4] = am_text_datum(res.policy);
-	nulls[4] = res.policy == NULL;
-	values[5] = Int64GetDatum(res.seq);
-	nulls[5] = res.intact;
-	values[6] = am_text_datum(res.problem);
-	nulls[6] = res.problem == NULL;
+	values[0] = BoolGetDatum(p == NULL);
+	values[1] = Int64GetDatum(pl.checked);
+	values[2] = Int64GetDatum(p ? p->first_event : 0);
+	nulls[2] = p == NULL || p->first_event < 0;
+	values[3] = am_text_datum(p ? p->agent_id : NULL);
+	nulls[3] = p == NULL || p->agent_id == NULL;
+	values[4] = am_text_datum(p ? p->policy : NULL);
+	nulls[4] = p == NULL || p->policy == NULL;
+	values[5] = Int64GetDatum(p ? p->seq : 0);
+	nulls[5] = p == NULL || !p->has_seq;
+	values[6] = am_text_datum(p ? p->summary : NULL);
+	nulls[6] = p == NULL;
 	rdesc = BlessTupleDesc(rdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(lm_verify_audit_problems);
+Datum
+lm_verify_audit_problems(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *only = PG_ARGISNULL(0) ? NULL :
+		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+	ProblemList pl;
+	AmPriv		priv;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&pl, 0, sizeof(pl));
+	pl.cxt = CurrentMemoryContext;
+	am_connect(&priv);
+	if (only)
+	{
+		Datum		arg = CStringGetTextDatum(only);
+
+		am_exec(&agent_exists_plan, &arg, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("agent \"%s\" does not exist", only)));
+	}
+	verify_all(only, &pl);
+	am_finish(&priv);
+
+	foreach(lc, pl.items)
+	{
+		Problem    *p = (Problem *) lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum(p->cls);
+		values[1] = CStringGetTextDatum(p->subject);
+		values[2] = Int64GetDatum(p->first_event);
+		nulls[2] = p->first_event < 0;
+		values[3] = CStringGetTextDatum(p->detail);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -155,4 +155,20 @@ am_pop_catalog_search_path(int level)
 #endif
 }
 
+/*
+ * pg_b64_encode() takes its input as const uint8 * from 18 on (const char *
+ * before).  The checkpoint's root line (seals.c, issue 11).
+ */
+#include "common/base64.h"
+
+static inline int
+am_b64_encode(const uint8 *src, int len, char *dst, int dstlen)
+{
+#if PG_VERSION_NUM >= 180000
+	return pg_b64_encode(src, len, dst, dstlen);
+#else
+	return pg_b64_encode((const char *) src, len, dst, dstlen);
+#endif
+}
+
 #endif							/* AGENTMESH_COMPAT_H */

@@ -70,6 +70,8 @@ SELECT (SELECT md5(string_agg(a::text, '|' ORDER BY agent_id)) FROM agentmesh.ag
 	|| (SELECT coalesce(md5(string_agg(s::text, '|' ORDER BY seal_id)), '-') FROM agentmesh.audit_seals s)
 	|| (SELECT last_value || '/' || is_called FROM agentmesh.audit_events_event_id_seq)
 	|| (SELECT last_value || '/' || is_called FROM agentmesh.audit_seals_seal_id_seq)
+	|| (SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY level, idx)), '-') FROM agentmesh.audit_tree t)
+	|| (SELECT c::text FROM agentmesh.lm_audit_checkpoint() c)
 };
 my $counts = q{
 SELECT (SELECT count(*) FROM agentmesh.agents) || ' agents, '

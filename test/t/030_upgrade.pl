@@ -169,6 +169,11 @@ is($node->safe_psql('up', $snapshot), $before,
 	'agents, credentials, policies, audit events, seals and sequences are unchanged by the update');
 is($node->safe_psql('up', $verify), 't|t|||||', 'after the update: chains intact');
 is($node->safe_psql('up', $seals_ok), 't', 'after the update: seals recompute');
+is( $node->safe_psql('up', q{
+SELECT (SELECT tree_size FROM agentmesh.lm_audit_checkpoint()) = (SELECT sum(event_count) FROM agentmesh.audit_seals)
+   AND (SELECT count(*) FROM agentmesh.audit_checkpoints) = (SELECT count(*) FROM agentmesh.audit_seals)
+   AND (SELECT count(*) FROM agentmesh.lm_verify_audit_problems()) = 0}),
+	't', 'after the update: the Merkle tree covers every seal written by 1.0 (issue 11)');
 
 # ---------------------------------------------------------------------------
 # 1.1 on the upgraded data
