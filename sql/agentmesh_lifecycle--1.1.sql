@@ -491,6 +491,311 @@ COMMENT ON EVENT TRIGGER agentmesh_lifecycle_drop_guard IS 'Refuses to drop agen
 
 /* ---- integrations (issue 13) ---- */
 
+/*
+ * Runs of CALL agentmesh.run_maintenance(), the procedure for schedulers
+ * such as pg_cron: one row per run, its counts updated in the transaction
+ * of each batch (so they are what committed), its error if it failed.  The
+ * procedure keeps the last 1000 runs.  Not audit data: not dumped.
+ */
+CREATE SEQUENCE agentmesh.maintenance_runs_run_id_seq;
+CREATE TABLE agentmesh.maintenance_runs (
+	run_id pg_catalog.int8 PRIMARY KEY
+		DEFAULT pg_catalog.nextval('agentmesh.maintenance_runs_run_id_seq'::pg_catalog.regclass),
+	started_at pg_catalog.timestamptz NOT NULL,
+	finished_at pg_catalog.timestamptz,
+	pid pg_catalog.int4 NOT NULL,
+	db_user pg_catalog.text NOT NULL,
+	batch_size pg_catalog.int4 NOT NULL,
+	batches pg_catalog.int8 NOT NULL DEFAULT 0,
+	orphaned pg_catalog.int8 NOT NULL DEFAULT 0,
+	decommissioned pg_catalog.int8 NOT NULL DEFAULT 0,
+	heartbeats_missed pg_catalog.int8 NOT NULL DEFAULT 0,
+	rotated pg_catalog.int8 NOT NULL DEFAULT 0,
+	issued pg_catalog.int8 NOT NULL DEFAULT 0,
+	expired pg_catalog.int8 NOT NULL DEFAULT 0,
+	seals pg_catalog.int8 NOT NULL DEFAULT 0,
+	error pg_catalog.text
+);
+ALTER SEQUENCE agentmesh.maintenance_runs_run_id_seq OWNED BY agentmesh.maintenance_runs.run_id;
+
+CREATE PROCEDURE agentmesh.run_maintenance(batch_size pg_catalog.int4 DEFAULT 1000)
+	LANGUAGE c AS 'MODULE_PATHNAME', 'am_run_maintenance_proc';
+
+/*
+ * worker_status: the workers from shared memory, and, for this database,
+ * the last run_maintenance() runs (state 'scheduled', or 'running pass'
+ * while one runs), so that a pg_cron setup shows its last pass too.
+ */
+CREATE OR REPLACE VIEW agentmesh.worker_status AS
+	SELECT datid, datname, pid, state, passes, last_pass_start, last_pass_duration,
+		   orphaned, decommissioned, heartbeats_missed, rotated, issued, expired,
+		   seals, errors, last_error, last_error_at
+	  FROM agentmesh.lm_worker_status()
+	UNION ALL
+	SELECT d.oid, d.datname, cur.pid,
+		   CASE WHEN cur.pid IS NOT NULL THEN 'running pass' ELSE 'scheduled' END,
+		   (SELECT pg_catalog.count(*) FROM agentmesh.maintenance_runs r
+			 WHERE r.finished_at IS NOT NULL AND r.error IS NULL),
+		   ok.started_at, ok.finished_at OPERATOR(pg_catalog.-) ok.started_at,
+		   ok.orphaned, ok.decommissioned, ok.heartbeats_missed, ok.rotated, ok.issued,
+		   ok.expired, ok.seals,
+		   (SELECT pg_catalog.count(*) FROM agentmesh.maintenance_runs r WHERE r.error IS NOT NULL),
+		   bad.error, bad.finished_at
+	  FROM pg_catalog.pg_database d
+	  LEFT JOIN LATERAL (SELECT r.* FROM agentmesh.maintenance_runs r
+						  WHERE r.finished_at IS NOT NULL AND r.error IS NULL
+						  ORDER BY r.run_id DESC LIMIT 1) ok ON true
+	  LEFT JOIN LATERAL (SELECT r.* FROM agentmesh.maintenance_runs r
+						  WHERE r.error IS NOT NULL
+						  ORDER BY r.run_id DESC LIMIT 1) bad ON true
+	  LEFT JOIN LATERAL (SELECT r.pid FROM agentmesh.maintenance_runs r
+						  WHERE r.finished_at IS NULL
+							AND EXISTS (SELECT FROM pg_catalog.pg_stat_activity s
+										 WHERE s.pid OPERATOR(pg_catalog.=) r.pid
+										   AND s.backend_start OPERATOR(pg_catalog.<=) r.started_at)
+						  ORDER BY r.run_id DESC LIMIT 1) cur ON true
+	 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+	   AND EXISTS (SELECT FROM agentmesh.maintenance_runs);
+
+REVOKE ALL ON agentmesh.maintenance_runs FROM PUBLIC;
+REVOKE ALL ON SEQUENCE agentmesh.maintenance_runs_run_id_seq FROM PUBLIC;
+REVOKE ALL ON PROCEDURE agentmesh.run_maintenance(pg_catalog.int4) FROM PUBLIC;
+GRANT SELECT ON agentmesh.maintenance_runs TO agentmesh_admin, agentmesh_auditor;
+GRANT EXECUTE ON PROCEDURE agentmesh.run_maintenance(pg_catalog.int4) TO agentmesh_admin;
+
+/*
+ * Views for BI tools, monitoring and schedulers.  security_invoker: a view
+ * reads the tables with the caller's privileges (and row-security policies),
+ * so it never shows more than the tables would.  The extension's typed
+ * details (numbers, lists) are read in both forms: rows written by 1.0
+ * store them as strings, and their hashes cover that form.
+ */
+
+/*
+ * One row per audit event, typed: text event type and states, the agent's
+ * name and owner at the time of the event (from the events of its own
+ * chain: requested, owner_changed, attributes_changed), the main details as
+ * columns, hashes as hex, the transaction id as bigint.
+ */
+CREATE VIEW agentmesh.audit_log WITH (security_invoker = true) AS
+SELECT e.event_id,
+	   e.occurred_at,
+	   e.event_type::pg_catalog.text AS event_type,
+	   e.agent_id,
+	   e.policy,
+	   e.seq,
+	   (COALESCE(
+			(SELECT pg_catalog.jsonb_extract_path(b.details, 'new', 'name')
+			   FROM agentmesh.audit_events b
+			  WHERE b.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND b.seq OPERATOR(pg_catalog.<=) e.seq
+				AND b.event_type OPERATOR(pg_catalog.=) 'attributes_changed'
+				AND pg_catalog.jsonb_extract_path(b.details, 'new', 'name') IS NOT NULL
+			  ORDER BY b.seq DESC LIMIT 1),
+			(SELECT pg_catalog.jsonb_extract_path(b.details, 'name')
+			   FROM agentmesh.audit_events b
+			  WHERE b.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND b.seq OPERATOR(pg_catalog.<=) e.seq
+				AND b.event_type OPERATOR(pg_catalog.=) 'requested'
+				AND pg_catalog.jsonb_extract_path(b.details, 'name') IS NOT NULL
+			  ORDER BY b.seq DESC LIMIT 1),
+			(SELECT pg_catalog.jsonb_extract_path(f.details, 'old', 'name')
+			   FROM agentmesh.audit_events f
+			  WHERE f.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND f.seq OPERATOR(pg_catalog.>) e.seq
+				AND f.event_type OPERATOR(pg_catalog.=) 'attributes_changed'
+				AND pg_catalog.jsonb_extract_path(f.details, 'old', 'name') IS NOT NULL
+			  ORDER BY f.seq LIMIT 1),
+			pg_catalog.to_jsonb(a.name))
+		OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[]) AS agent_name,
+	   (COALESCE(
+			(SELECT CASE b.event_type WHEN 'requested' THEN pg_catalog.jsonb_extract_path(b.details, 'owner')
+					ELSE pg_catalog.jsonb_extract_path(b.details, 'new_owner') END
+			   FROM agentmesh.audit_events b
+			  WHERE b.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND b.seq OPERATOR(pg_catalog.<=) e.seq
+				AND (b.event_type OPERATOR(pg_catalog.=) 'owner_changed'
+					 OR (b.event_type OPERATOR(pg_catalog.=) 'requested'
+						 AND b.details OPERATOR(pg_catalog.?) 'owner'))
+			  ORDER BY b.seq DESC LIMIT 1),
+			(SELECT pg_catalog.jsonb_extract_path(f.details, 'old_owner')
+			   FROM agentmesh.audit_events f
+			  WHERE f.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND f.seq OPERATOR(pg_catalog.>) e.seq
+				AND f.event_type OPERATOR(pg_catalog.=) 'owner_changed'
+			  ORDER BY f.seq LIMIT 1),
+			pg_catalog.to_jsonb(a.owner))
+		OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[]) AS owner,
+	   e.actor,
+	   e.db_user,
+	   e.previous_state::pg_catalog.text AS previous_state,
+	   e.new_state::pg_catalog.text AS new_state,
+	   pg_catalog.jsonb_extract_path_text(e.details, 'reason') AS reason,
+	   CASE pg_catalog.jsonb_typeof(pg_catalog.jsonb_extract_path(e.details, 'reason_codes'))
+			WHEN 'array' THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(
+								pg_catalog.jsonb_extract_path(e.details, 'reason_codes')))
+			WHEN 'string' THEN pg_catalog.regexp_split_to_array(
+								pg_catalog.jsonb_extract_path_text(e.details, 'reason_codes'), '\s*,\s*')
+	   END AS reason_codes,
+	   CASE WHEN pg_catalog.jsonb_extract_path_text(e.details, 'silent_seconds')
+				 OPERATOR(pg_catalog.~) '^-?[0-9]+(\.[0-9]+)?$'
+			THEN pg_catalog.jsonb_extract_path_text(e.details, 'silent_seconds')::pg_catalog.numeric
+	   END AS silent_seconds,
+	   pg_catalog.jsonb_extract_path_text(e.details, 'old_owner') AS old_owner,
+	   pg_catalog.jsonb_extract_path_text(e.details, 'new_owner') AS new_owner,
+	   COALESCE(pg_catalog.jsonb_extract_path_text(e.details, 'new_credential'),
+						   pg_catalog.jsonb_extract_path_text(e.details, 'credential_id')) AS credential_id,
+	   pg_catalog.jsonb_extract_path_text(e.details, 'old_credential') AS old_credential_id,
+	   CASE WHEN pg_catalog.jsonb_extract_path_text(e.details, 'credentials_revoked')
+				 OPERATOR(pg_catalog.~) '^[0-9]+$'
+			THEN pg_catalog.jsonb_extract_path_text(e.details, 'credentials_revoked')::pg_catalog.int8
+	   END AS credentials_revoked,
+	   pg_catalog.jsonb_extract_path_text(e.details, 'policy_rule') AS policy_rule,
+	   CASE pg_catalog.jsonb_typeof(pg_catalog.jsonb_extract_path(e.details, 'columns'))
+			WHEN 'array' THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(
+								pg_catalog.jsonb_extract_path(e.details, 'columns')))
+	   END AS changed_columns,
+	   pg_catalog.jsonb_extract_path(e.details, 'old') AS old_values,
+	   pg_catalog.jsonb_extract_path(e.details, 'new') AS new_values,
+	   e.details,
+	   pg_catalog.encode(e.prev_hash, 'hex') AS prev_hash,
+	   pg_catalog.encode(e.hash, 'hex') AS hash,
+	   e.xact_id::pg_catalog.text::pg_catalog.int8 AS xact_id,
+	   e.xact_id::pg_catalog.text OPERATOR(pg_catalog.||) ':'
+		   OPERATOR(pg_catalog.||) e.event_id::pg_catalog.text AS event_cursor
+  FROM agentmesh.audit_events e
+  LEFT JOIN agentmesh.agents a ON a.agent_id OPERATOR(pg_catalog.=) e.agent_id;
+
+/*
+ * One row per agent: what an operator or a BI tool asks first.  Orphan
+ * reasons come from lm_detect_orphans(), where the rules are written once.
+ */
+CREATE VIEW agentmesh.fleet WITH (security_invoker = true) AS
+SELECT a.agent_id,
+	   a.name,
+	   a.state::pg_catalog.text AS state,
+	   a.owner,
+	   a.policy,
+	   a.agent_type,
+	   a.purpose,
+	   a.tags,
+	   a.created_at,
+	   a.activated_at,
+	   a.decommissioned_at,
+	   a.credential_id,
+	   a.credential_expires_at,
+	   pg_catalog.round(pg_catalog.date_part('epoch', a.credential_expires_at
+			OPERATOR(pg_catalog.-) pg_catalog.now())::pg_catalog.numeric, 3) AS credential_expires_in_seconds,
+	   a.last_heartbeat,
+	   pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.now()
+			OPERATOR(pg_catalog.-) a.last_heartbeat)::pg_catalog.numeric, 3) AS seconds_since_heartbeat,
+	   a.heartbeat_count,
+	   COALESCE(o.reasons, '{}'::pg_catalog.text[]) AS orphan_reasons
+  FROM agentmesh.agents a
+  LEFT JOIN (SELECT d.agent_id,
+					pg_catalog.array_agg(d.reason_code ORDER BY d.reason_code) AS reasons
+			   FROM agentmesh.lm_detect_orphans() d
+			  GROUP BY d.agent_id) o ON o.agent_id OPERATOR(pg_catalog.=) a.agent_id;
+
+/*
+ * Gauges, one row per (metric, label): every state and orphan reason
+ * appears, with 0 when nothing is in it, so that a monitoring query needs no
+ * enum tricks.  value is double precision; ages are NULL before the first
+ * pass or seal.  test/prometheus/queries.yaml maps them for
+ * prometheus-postgres-exporter.
+ */
+CREATE VIEW agentmesh.fleet_metrics WITH (security_invoker = true) AS
+SELECT 'agents'::pg_catalog.text AS metric, s.state::pg_catalog.text AS label,
+	   (SELECT pg_catalog.count(*) FROM agentmesh.agents a
+		 WHERE a.state OPERATOR(pg_catalog.=) s.state)::pg_catalog.float8 AS value
+  FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::agentmesh.lifecycle_state)) s(state)
+UNION ALL
+SELECT 'orphan_candidates', r.code,
+	   (SELECT pg_catalog.count(DISTINCT d.agent_id) FROM agentmesh.lm_detect_orphans() d
+		 WHERE d.reason_code OPERATOR(pg_catalog.=) r.code)::pg_catalog.float8
+  FROM (VALUES ('silent'), ('never_heartbeat'), ('no_owner'), ('inactive')) r(code)
+UNION ALL
+SELECT 'credentials_expiring', w.label,
+	   (SELECT pg_catalog.count(*) FROM agentmesh.agents a
+		 WHERE a.state OPERATOR(pg_catalog.=) 'active'
+		   AND a.credential_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+		   AND a.credential_expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) w.win))::pg_catalog.float8
+  FROM (VALUES ('1h', '1 hour'::pg_catalog.interval), ('24h', '24 hours'::pg_catalog.interval)) w(label, win)
+UNION ALL
+SELECT 'credentials_expired', '',
+	   (SELECT pg_catalog.count(*) FROM agentmesh.agents a
+		 WHERE a.state OPERATOR(pg_catalog.=) 'active'
+		   AND a.credential_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now())::pg_catalog.float8
+UNION ALL
+SELECT 'last_pass_age_seconds', '',
+	   (SELECT pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-)
+				pg_catalog.max(w.last_pass_start OPERATOR(pg_catalog.+) w.last_pass_duration))
+		  FROM agentmesh.worker_status w)
+UNION ALL
+SELECT 'last_seal_age_seconds', '',
+	   (SELECT pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.max(s.sealed_at))
+		  FROM agentmesh.audit_seals s)
+UNION ALL
+SELECT 'worker_errors', '',
+	   (SELECT COALESCE(pg_catalog.sum(w.errors), 0) FROM agentmesh.worker_status w)::pg_catalog.float8;
+
+REVOKE ALL ON agentmesh.audit_log, agentmesh.fleet, agentmesh.fleet_metrics FROM PUBLIC;
+GRANT SELECT ON agentmesh.audit_log, agentmesh.fleet, agentmesh.fleet_metrics
+	TO agentmesh_admin, agentmesh_auditor;
+
+/*
+ * The durable event feed.  Event ids are assigned at insert and
+ * transactions commit out of id order, so "events after id N" skips events
+ * that commit late.  lm_events() returns only events of transactions below
+ * the current snapshot's xmin (every one of them has ended, so no event can
+ * still appear below it), in (xact_id, event_id) order, after the cursor
+ * (xact_id:event_id) of the last event the caller got: none is skipped,
+ * none returned twice.  Each row's event_cursor is the cursor to pass next.
+ */
+CREATE FUNCTION agentmesh.lm_events(after pg_catalog.text DEFAULT NULL,
+		max_rows pg_catalog.int4 DEFAULT 1000)
+	RETURNS SETOF agentmesh.audit_log
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $lm_events$
+DECLARE
+	cx pg_catalog.xid8 := '0';
+	ce pg_catalog.int8 := 0;
+	horizon pg_catalog.xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+BEGIN
+	IF max_rows IS NULL THEN
+		RAISE EXCEPTION 'max_rows must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 100000 THEN
+		RAISE EXCEPTION 'max_rows must be between 1 and 100000' USING ERRCODE = '22023';
+	END IF;
+	IF after IS NOT NULL THEN
+		IF after OPERATOR(pg_catalog.!~) '^[0-9]{1,19}:[0-9]{1,19}$' THEN
+			RAISE EXCEPTION 'invalid event cursor'
+				USING ERRCODE = '22023',
+					  HINT = 'Pass NULL or the event_cursor of the last row lm_events() returned.';
+		END IF;
+		cx := pg_catalog.split_part(after, ':', 1)::pg_catalog.xid8;
+		ce := pg_catalog.split_part(after, ':', 2)::pg_catalog.int8;
+	END IF;
+	RETURN QUERY
+		SELECT l.*
+		  FROM agentmesh.audit_log l
+		 WHERE l.event_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+				SELECT e.event_id FROM agentmesh.audit_events e
+				 WHERE e.xact_id OPERATOR(pg_catalog.>=) cx
+				   AND e.xact_id OPERATOR(pg_catalog.<) horizon
+				   AND (e.xact_id OPERATOR(pg_catalog.>) cx OR e.event_id OPERATOR(pg_catalog.>) ce)
+				 ORDER BY e.xact_id, e.event_id
+				 LIMIT max_rows))
+		 ORDER BY l.xact_id, l.event_id;
+END
+$lm_events$;
+
+REVOKE ALL ON FUNCTION agentmesh.lm_events(pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_events(pg_catalog.text, pg_catalog.int4)
+	TO agentmesh_admin, agentmesh_auditor;
+
 /* ---- catalog comments (issue 13) ----
  *
  * Every object the extension creates has a comment, so that \d+, \df+ and
@@ -648,3 +953,80 @@ COMMENT ON ROLE agentmesh_approver IS 'agentmesh_lifecycle group role: approves 
 COMMENT ON ROLE agentmesh_requester IS 'agentmesh_lifecycle group role: requests, activates and rotates agents, verifies credentials.';
 COMMENT ON ROLE agentmesh_agent IS 'agentmesh_lifecycle group role for agents themselves: heartbeats and credential verification only.';
 COMMENT ON ROLE agentmesh_auditor IS 'agentmesh_lifecycle group role: read-only access to agents, credentials (hashes), the audit trail, seals and the views.';
+
+COMMENT ON SEQUENCE agentmesh.maintenance_runs_run_id_seq IS 'Assigns maintenance_runs.run_id.';
+COMMENT ON TABLE agentmesh.maintenance_runs IS 'Runs of CALL agentmesh.run_maintenance() (pg_cron and other schedulers); the last 1000 are kept. worker_status shows the last one.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.run_id IS 'Run number.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.started_at IS 'When the run started; also the as_of time of its pass.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.finished_at IS 'When it ended (successfully or not); NULL while it runs or if its backend died.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.pid IS 'Process id of the backend that ran it.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.db_user IS 'session_user of the caller (pg_cron: the job''s username).';
+COMMENT ON COLUMN agentmesh.maintenance_runs.batch_size IS 'Agents per batch (one transaction each).';
+COMMENT ON COLUMN agentmesh.maintenance_runs.batches IS 'Batches committed.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.orphaned IS 'Agents marked orphaned, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.decommissioned IS 'Agents decommissioned, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.heartbeats_missed IS 'Missed heartbeats recorded, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.rotated IS 'Credentials rotated, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.issued IS 'Credentials issued, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.expired IS 'Credential expiries recorded, in committed batches.';
+COMMENT ON COLUMN agentmesh.maintenance_runs.seals IS 'Audit seals written (0 or 1).';
+COMMENT ON COLUMN agentmesh.maintenance_runs.error IS 'Message of the error that ended the run, or NULL.';
+COMMENT ON PROCEDURE agentmesh.run_maintenance(pg_catalog.int4) IS 'run_maintenance(batch_size DEFAULT 1000): CALL it (outside a transaction block) from pg_cron or another scheduler; one maintenance pass, committing after every batch, recorded in maintenance_runs and shown by worker_status.';
+
+COMMENT ON VIEW agentmesh.audit_log IS 'The audit trail for BI tools: one row per event, typed (text states, text[] lists, numbers, hex hashes, bigint xact_id), with the agent''s name and owner at the time of the event. security_invoker: shows what the caller may read of audit_events.';
+COMMENT ON COLUMN agentmesh.audit_log.event_id IS 'Unique event id (insert order, not commit order).';
+COMMENT ON COLUMN agentmesh.audit_log.occurred_at IS 'Transaction time of the change.';
+COMMENT ON COLUMN agentmesh.audit_log.event_type IS 'What happened (lifecycle_event_type as text).';
+COMMENT ON COLUMN agentmesh.audit_log.agent_id IS 'The agent, or NULL for a policy event.';
+COMMENT ON COLUMN agentmesh.audit_log.policy IS 'The policy of a policy_changed event, else NULL.';
+COMMENT ON COLUMN agentmesh.audit_log.seq IS 'Position in the subject''s hash chain.';
+COMMENT ON COLUMN agentmesh.audit_log.agent_name IS 'The agent''s name at the time of the event.';
+COMMENT ON COLUMN agentmesh.audit_log.owner IS 'The agent''s owner at the time of the event.';
+COMMENT ON COLUMN agentmesh.audit_log.actor IS 'Who the caller said it acted for (a claim).';
+COMMENT ON COLUMN agentmesh.audit_log.db_user IS 'The authenticated session_user (through a pooler: the pooler''s server login unless it forwards users).';
+COMMENT ON COLUMN agentmesh.audit_log.previous_state IS 'State before, or NULL if unchanged.';
+COMMENT ON COLUMN agentmesh.audit_log.new_state IS 'State after, or NULL if unchanged.';
+COMMENT ON COLUMN agentmesh.audit_log.reason IS 'details.reason: the operator''s or the maintenance pass''s reason.';
+COMMENT ON COLUMN agentmesh.audit_log.reason_codes IS 'details.reason_codes of orphan_detected, as text[] (silent, never_heartbeat, no_owner).';
+COMMENT ON COLUMN agentmesh.audit_log.silent_seconds IS 'details.silent_seconds of heartbeat_missed.';
+COMMENT ON COLUMN agentmesh.audit_log.old_owner IS 'details.old_owner of owner_changed.';
+COMMENT ON COLUMN agentmesh.audit_log.new_owner IS 'details.new_owner of owner_changed.';
+COMMENT ON COLUMN agentmesh.audit_log.credential_id IS 'The credential issued (new_credential) or expired (credential_id).';
+COMMENT ON COLUMN agentmesh.audit_log.old_credential_id IS 'The credential a rotation or reclaim replaced.';
+COMMENT ON COLUMN agentmesh.audit_log.credentials_revoked IS 'Credentials revoked by the event.';
+COMMENT ON COLUMN agentmesh.audit_log.policy_rule IS 'Policy rule that made the maintenance pass act (auto_decommission).';
+COMMENT ON COLUMN agentmesh.audit_log.changed_columns IS 'Columns changed (attributes_changed, policy_changed).';
+COMMENT ON COLUMN agentmesh.audit_log.old_values IS 'Old values of the changed columns (1.1 events).';
+COMMENT ON COLUMN agentmesh.audit_log.new_values IS 'New values of the changed columns (1.1 events; a new policy: all of them).';
+COMMENT ON COLUMN agentmesh.audit_log.details IS 'All details as jsonb; keys per event type in docs/audit.md.';
+COMMENT ON COLUMN agentmesh.audit_log.prev_hash IS 'Previous event''s hash in the chain, hex.';
+COMMENT ON COLUMN agentmesh.audit_log.hash IS 'The event''s SHA-256, hex.';
+COMMENT ON COLUMN agentmesh.audit_log.xact_id IS 'Inserting transaction id (xid8) as bigint.';
+COMMENT ON COLUMN agentmesh.audit_log.event_cursor IS 'Position in the event feed (xact_id:event_id); pass the last one to lm_events().';
+
+COMMENT ON VIEW agentmesh.fleet IS 'One row per agent: state, owner, policy, credential expiry, seconds since the last heartbeat, current orphan reasons. security_invoker.';
+COMMENT ON COLUMN agentmesh.fleet.agent_id IS 'Agent id.';
+COMMENT ON COLUMN agentmesh.fleet.name IS 'Display name.';
+COMMENT ON COLUMN agentmesh.fleet.state IS 'Current state, as text.';
+COMMENT ON COLUMN agentmesh.fleet.owner IS 'Current owner.';
+COMMENT ON COLUMN agentmesh.fleet.policy IS 'Policy name.';
+COMMENT ON COLUMN agentmesh.fleet.agent_type IS 'Kind of agent.';
+COMMENT ON COLUMN agentmesh.fleet.purpose IS 'Purpose given at request.';
+COMMENT ON COLUMN agentmesh.fleet.tags IS 'Caller-defined labels.';
+COMMENT ON COLUMN agentmesh.fleet.created_at IS 'When requested.';
+COMMENT ON COLUMN agentmesh.fleet.activated_at IS 'When first activated.';
+COMMENT ON COLUMN agentmesh.fleet.decommissioned_at IS 'When decommissioned.';
+COMMENT ON COLUMN agentmesh.fleet.credential_id IS 'Newest credential.';
+COMMENT ON COLUMN agentmesh.fleet.credential_expires_at IS 'When the newest credential expires.';
+COMMENT ON COLUMN agentmesh.fleet.credential_expires_in_seconds IS 'Seconds until it expires (negative: expired).';
+COMMENT ON COLUMN agentmesh.fleet.last_heartbeat IS 'Last heartbeat, or NULL.';
+COMMENT ON COLUMN agentmesh.fleet.seconds_since_heartbeat IS 'Seconds since the last heartbeat, or NULL if none.';
+COMMENT ON COLUMN agentmesh.fleet.heartbeat_count IS 'Heartbeats received.';
+COMMENT ON COLUMN agentmesh.fleet.orphan_reasons IS 'Orphan reasons that hold now (lm_detect_orphans), empty if none.';
+
+COMMENT ON VIEW agentmesh.fleet_metrics IS 'Gauges for monitoring, one row per (metric, label), zeros included: agents by state, orphan candidates by reason, credentials expiring in 1h/24h, expired, age of the last pass and seal, worker errors.';
+COMMENT ON COLUMN agentmesh.fleet_metrics.metric IS 'Metric name: agents, orphan_candidates, credentials_expiring, credentials_expired, last_pass_age_seconds, last_seal_age_seconds, worker_errors.';
+COMMENT ON COLUMN agentmesh.fleet_metrics.label IS 'The state, reason or window the value is for; empty for single-valued metrics.';
+COMMENT ON COLUMN agentmesh.fleet_metrics.value IS 'The gauge value; NULL for an age before the first pass or seal.';
+
+COMMENT ON FUNCTION agentmesh.lm_events(pg_catalog.text, pg_catalog.int4) IS 'lm_events(after DEFAULT NULL, max_rows DEFAULT 1000): audit_log rows after the cursor, in commit-safe order, never skipping or repeating one; pass the last row''s event_cursor next time. SELECT * FROM agentmesh.lm_events($1).';
