@@ -18,6 +18,13 @@ WITH ext AS (
 	  FROM pg_catalog.pg_depend d, ext
 	 WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
 	   AND d.refobjid = ext.oid AND d.deptype = 'e'
+	   -- not the implicit types (arrays, row types of tables and views),
+	   -- which PostgreSQL 18 records as members too
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_type t
+						LEFT JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+					   WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+						 AND t.oid = d.objid
+						 AND (t.typcategory = 'A' OR c.relkind IS DISTINCT FROM 'c' AND t.typrelid <> 0))
 ), cols AS (
 	-- columns of member tables and views (not sequences' internal columns)
 	SELECT c.oid AS relid, a.attnum

@@ -351,7 +351,7 @@ append_json_col(StringInfo buf, HeapTuple tup, TupleDesc desc, const char *name)
 
 		appendStringInfo(buf, INT64_FORMAT, usec / USECS_PER_SEC);
 		if (usec % USECS_PER_SEC != 0)
-			appendStringInfo(buf, ".%06d", (int) (Abs(usec) % USECS_PER_SEC));
+			appendStringInfo(buf, ".%06d", (int) ((usec < 0 ? -usec : usec) % USECS_PER_SEC));
 	}
 	else if (att->atttypid == JSONBOID)
 		appendStringInfoString(buf, JsonbToCString(NULL, &DatumGetJsonbP(d)->root, VARSIZE_ANY(DatumGetPointer(d))));
