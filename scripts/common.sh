@@ -56,6 +56,13 @@ unset LANGUAGE
 #  - util-linux: provides runuser (Essential on Debian, listed for clarity).
 #  - python3: test/fuzz/run.sh generates its calls with test/fuzz/gen.py; a
 #    minimal Debian 12 image has no python3.
+#  - the integrations the TAP tests exercise with PostgreSQL 15 (each test
+#    skips, saying so, where its package has no build, e.g. on the self-built
+#    18; docs/integrations.md): postgresql-15-cron (test/t/040_pg_cron.pl),
+#    prometheus-postgres-exporter (041_prometheus.pl), pgbouncer
+#    (042_pgbouncer.pl), postgresql-15-pgaudit (021_log_secrecy.pl),
+#    python3-psycopg (042_pgbouncer.pl's extended-protocol client and
+#    examples/events_consumer.py).
 REQUIRED_PACKAGES=(
     build-essential
     postgresql-15
@@ -65,6 +72,11 @@ REQUIRED_PACKAGES=(
     perl
     python3
     util-linux
+    postgresql-15-cron
+    postgresql-15-pgaudit
+    pgbouncer
+    prometheus-postgres-exporter
+    python3-psycopg
 )
 
 log() {
