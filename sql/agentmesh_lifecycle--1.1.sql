@@ -770,7 +770,13 @@ BEGIN
 		RAISE EXCEPTION 'max_rows must be between 1 and 100000' USING ERRCODE = '22023';
 	END IF;
 	IF after IS NOT NULL THEN
-		IF after OPERATOR(pg_catalog.!~) '^[0-9]{1,19}:[0-9]{1,19}$' THEN
+		/* digits:digits within xid8 and int8 (CASE: no cast of a non-number) */
+		IF (CASE WHEN after OPERATOR(pg_catalog.~) '^[0-9]{1,20}:[0-9]{1,19}$'
+				 THEN pg_catalog.split_part(after, ':', 1)::pg_catalog.numeric
+						  OPERATOR(pg_catalog.>) 18446744073709551615
+					  OR pg_catalog.split_part(after, ':', 2)::pg_catalog.numeric
+						  OPERATOR(pg_catalog.>) 9223372036854775807
+				 ELSE true END) THEN
 			RAISE EXCEPTION 'invalid event cursor'
 				USING ERRCODE = '22023',
 					  HINT = 'Pass NULL or the event_cursor of the last row lm_events() returned.';
