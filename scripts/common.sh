@@ -58,6 +58,13 @@ unset LANGUAGE
 #    minimal Debian 12 image has no python3.
 #  - python3-psycopg: the audit witness, tools/witness, and its TAP test
 #    (test/t/040_witness.pl; issue 11).
+#  - the integrations the TAP tests exercise with PostgreSQL 15 (each test
+#    skips, saying so, where its package has no build, e.g. on the self-built
+#    18; docs/integrations.md): postgresql-15-cron (test/t/043_pg_cron.pl),
+#    prometheus-postgres-exporter (041_prometheus.pl), pgbouncer
+#    (042_pgbouncer.pl), postgresql-15-pgaudit (021_log_secrecy.pl),
+#    python3-psycopg (042_pgbouncer.pl's extended-protocol client and
+#    examples/events_consumer.py).
 REQUIRED_PACKAGES=(
     build-essential
     postgresql-15
@@ -68,6 +75,10 @@ REQUIRED_PACKAGES=(
     python3
     python3-psycopg
     util-linux
+    postgresql-15-cron
+    postgresql-15-pgaudit
+    pgbouncer
+    prometheus-postgres-exporter
 )
 
 log() {

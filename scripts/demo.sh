@@ -40,7 +40,20 @@ ensure_packages
 WORKDIR="$(make_workdir agentmesh_lifecycle-demo)"
 log "staging sources for user ${PG_USER}"
 stage_source "${WORKDIR}/src"
-build_and_install "${WORKDIR}/src"
+# Quietly: the compiler's command lines go to a log file, shown only on failure.
+BUILD_LOG="${WORKDIR}/build.log"
+log "building the extension (compiler output: ${BUILD_LOG})"
+if ! (cd "${WORKDIR}/src" && as_pg make -s -j"$(nproc)" "${MAKE_ARGS[@]}") >"${BUILD_LOG}" 2>&1; then
+    tail -n 40 "${BUILD_LOG}"
+    die "the build failed"
+fi
+PKGLIBDIR="$("${PG_CONFIG}" --pkglibdir)"
+SHAREDIR="$("${PG_CONFIG}" --sharedir)"
+log "installing into the system PostgreSQL ${PG_MAJOR} (as root): ${PKGLIBDIR}/agentmesh_lifecycle.so and ${SHAREDIR}/extension/agentmesh_lifecycle{.control,--*.sql}"
+if ! (cd "${WORKDIR}/src" && as_root make -s "${MAKE_ARGS[@]}" install) >>"${BUILD_LOG}" 2>&1; then
+    tail -n 40 "${BUILD_LOG}"
+    die "make install failed"
+fi
 
 # --- throwaway cluster ---------------------------------------------------------
 

@@ -118,10 +118,20 @@ SELECT count(*) AS events, bool_and(pg_temp.recompute(e) = e.hash) AS every_hash
 
 \echo
 \echo '=== 14. Audit rows cannot be changed, not even by the superuser running this demo ==='
-\set ON_ERROR_STOP off
-UPDATE agentmesh.audit_events SET actor = 'mallory' WHERE agent_id = :'agent_id';
-DELETE FROM agentmesh.audit_events WHERE agent_id = :'agent_id';
-\set ON_ERROR_STOP on
+\echo 'two attempts that must be refused; each line shows the refusal the extension gave:'
+-- pg_temp.expect_refusal(sql): runs sql and reports the error it raised
+-- (SQLSTATE and message) as an expected refusal; "NOT REFUSED" would be a bug
+CREATE FUNCTION pg_temp.expect_refusal(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'NOT REFUSED: ' || q;
+EXCEPTION WHEN OTHERS THEN
+	RETURN 'refused as expected (' || SQLSTATE || '): ' || SQLERRM;
+END $$;
+SELECT attempt, pg_temp.expect_refusal(sql) AS result
+  FROM (VALUES
+	('UPDATE an audit row', format('UPDATE agentmesh.audit_events SET actor = %L WHERE agent_id = %L', 'mallory', :'agent_id')),
+	('DELETE audit rows', format('DELETE FROM agentmesh.audit_events WHERE agent_id = %L', :'agent_id'))) t(attempt, sql);
 
 \echo
 \echo '=== 15. The maintenance pass (what the background worker runs every minute) ==='
@@ -133,8 +143,8 @@ SELECT credential_id AS silent_credential FROM agentmesh.lm_activate(:'silent_id
 SELECT orphaned, heartbeats_missed, rotated, seals
   FROM agentmesh.lm_run_maintenance(as_of => now() + interval '2 days', allow_future => true);
 SELECT name, state FROM agentmesh.lm_get(:'silent_id');
-SELECT seq, event_type, actor, details->>'reason_codes' AS reason_codes
-  FROM agentmesh.lm_audit_trail(:'silent_id') WHERE seq > 3;
+SELECT seq, event_type, actor, reason_codes
+  FROM agentmesh.audit_log WHERE agent_id = :'silent_id' AND seq > 3 ORDER BY seq;
 
 \echo
 \echo '=== 16. Summary of all agents ==='

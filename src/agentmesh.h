@@ -390,6 +390,13 @@ extern void am_pass_init(AmPass *pass, TimestampTz as_of, int batch_size, Memory
 extern bool am_pass_step(AmPass *pass);
 extern const char *am_pass_phase_name(const AmPass *pass);
 
+/* ---- events.c: the NOTIFY hint (issue 13) ---- */
+
+#define AM_EVENTS_CHANNEL	"agentmesh_events"
+extern bool am_notify;
+extern void am_events_init(void);
+extern void am_notify_event(void);
+
 /* ---- worker.c ---- */
 
 extern void am_worker_init(void);

@@ -29,6 +29,7 @@ void
 _PG_init(void)
 {
 	am_register_xact_callbacks();
+	am_events_init();
 	am_policy_cache_init();
 
 	DefineCustomIntVariable("agentmesh_lifecycle.naptime",

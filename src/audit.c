@@ -37,6 +37,7 @@
 #include "utils/memutils.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -265,6 +266,7 @@ append_event(AmChain *chain, const char *agent_id, const char *policy, AmEvent e
 
 	if (am_exec(&insert_event_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert audit event");
+	am_notify_event();			/* a hint to listeners, sent at commit */
 
 	chain->seq = rec.seq;
 	chain->has_head = true;
@@ -319,6 +321,82 @@ col_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
 	return !datumIsEqual(da, db, att->attbyval, att->attlen);
 }
 
+/*
+ * Append the value of column "name" as JSON, typed (from 1.1 on details
+ * carry numbers as numbers): booleans, integers, jsonb and text as
+ * themselves, intervals as seconds (policies refuse months, so that is
+ * exact).  Independent of DateStyle and IntervalStyle, so the stored
+ * details mean the same whatever session wrote them.
+ */
+static void
+append_json_col(StringInfo buf, HeapTuple tup, TupleDesc desc, const char *name)
+{
+	int			n = am_attnum(desc, name);
+	Form_pg_attribute att = TupleDescAttr(desc, n - 1);
+	bool		isnull;
+	Datum		d = heap_getattr(tup, n, desc, &isnull);
+
+	escape_json(buf, name);
+	appendStringInfoString(buf, ": ");
+	if (isnull)
+		appendStringInfoString(buf, "null");
+	else if (att->atttypid == BOOLOID)
+		appendStringInfoString(buf, DatumGetBool(d) ? "true" : "false");
+	else if (att->atttypid == INT4OID)
+		appendStringInfo(buf, "%d", DatumGetInt32(d));
+	else if (att->atttypid == INT8OID)
+		appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(d));
+	else if (att->atttypid == INTERVALOID)
+	{
+		Interval   *iv = DatumGetIntervalP(d);
+		int64		usec = iv->time + ((int64) iv->day + (int64) iv->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+
+		appendStringInfo(buf, INT64_FORMAT, usec / USECS_PER_SEC);
+		if (usec % USECS_PER_SEC != 0)
+			appendStringInfo(buf, ".%06d", (int) ((usec < 0 ? -usec : usec) % USECS_PER_SEC));
+	}
+	else if (att->atttypid == JSONBOID)
+		appendStringInfoString(buf, JsonbToCString(NULL, &DatumGetJsonbP(d)->root, VARSIZE_ANY(DatumGetPointer(d))));
+	else
+	{
+		Oid			out;
+		bool		varlena;
+
+		getTypeOutputInfo(att->atttypid, &out, &varlena);
+		escape_json(buf, OidOutputFunctionCall(out, d));
+	}
+}
+
+/*
+ * Append the members "old": {...}, "new": {...} with the changed columns'
+ * values (only "new", with every column, when oldtup is NULL).
+ */
+static void
+append_old_new(StringInfo buf, HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+			   const char *const *cols, int ncols)
+{
+	int			side;
+
+	/* an insert has new values only */
+	for (side = oldtup ? 0 : 1; side < 2; side++)
+	{
+		bool		first = true;
+		int			i;
+
+		appendStringInfoString(buf, side == 0 ? ", \"old\": {" : ", \"new\": {");
+		for (i = 0; i < ncols; i++)
+		{
+			if (oldtup && !col_changed(oldtup, newtup, desc, cols[i]))
+				continue;
+			if (!first)
+				appendStringInfoString(buf, ", ");
+			append_json_col(buf, side == 0 ? oldtup : newtup, desc, cols[i]);
+			first = false;
+		}
+		appendStringInfoChar(buf, '}');
+	}
+}
+
 static Jsonb *
 jsonb_from_cstring(const char *s)
 {
@@ -365,6 +443,11 @@ check_policy_exists(HeapTuple tup, TupleDesc desc)
 }
 static const char *const heartbeat_columns[] = {
 	"last_heartbeat", "heartbeat_count", "heartbeat_missed_at"
+};
+
+/* descriptive columns whose old and new values attributes_changed records */
+static const char *const valued_columns[] = {
+	"name", "purpose", "agent_type", "policy", "tags", "requested_by"
 };
 
 static const char *const descriptive_columns[] = {
@@ -596,7 +679,16 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 			details = jsonb_from_cstring(psprintf("{\"credentials_revoked\": %d}",
 												  revoked < 0 ? 0 : revoked));
 		else if (ev == AM_EV_ATTRIBUTES_CHANGED)
-			details = jsonb_from_cstring(psprintf("{\"columns\": [%s]}", changed.data));
+		{
+			StringInfoData js;
+
+			/* the old and new values of the descriptive text columns */
+			initStringInfo(&js);
+			appendStringInfo(&js, "{\"columns\": [%s]", changed.data);
+			append_old_new(&js, oldtup, newtup, desc, valued_columns, lengthof(valued_columns));
+			appendStringInfoChar(&js, '}');
+			details = jsonb_from_cstring(js.data);
+		}
 		else if (ctx.active && ctx.details)
 			details = ctx.details;
 		else if (!ctx.active)
@@ -825,7 +917,9 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		chain.has_head = false;
 		am_validate_policy(newtup, desc, name);
 		initStringInfo(&js);
-		appendStringInfoString(&js, "{\"operation\": \"insert\"}");
+		appendStringInfoString(&js, "{\"operation\": \"insert\"");
+		append_old_new(&js, NULL, newtup, desc, am_policy_columns, AM_NUM_POLICY_COLUMNS);
+		appendStringInfoChar(&js, '}');
 	}
 	else
 	{
@@ -847,7 +941,10 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);
 				any = true;
 			}
-		appendStringInfoString(&js, "]}");
+		appendStringInfoChar(&js, ']');
+		if (any)
+			append_old_new(&js, oldtup, newtup, desc, am_policy_columns, AM_NUM_POLICY_COLUMNS);
+		appendStringInfoChar(&js, '}');
 		if (!any)
 		{
 			/* nothing that matters changed: keep the row and the chain as they were */

@@ -223,8 +223,16 @@ lm_transitions(PG_FUNCTION_ARGS)
 	Oid			event_ioparam;
 	int			i;
 	int			s;
+	bool		events_as_text;
 
 	InitMaterializedSRF(fcinfo, 0);
+
+	/*
+	 * Version 1.1 declares events as text[], which every driver reads as a
+	 * list; 1.0 declared lifecycle_event_type[].  The library serves both
+	 * until ALTER EXTENSION UPDATE, so the declared column type decides.
+	 */
+	events_as_text = TupleDescAttr(rsinfo->setDesc, 3)->atttypid == TEXTARRAYOID;
 	getTypeInputInfo(state_type, &state_in, &state_ioparam);
 	getTypeInputInfo(event_type, &event_in, &event_ioparam);
 
@@ -254,13 +262,20 @@ lm_transitions(PG_FUNCTION_ARGS)
 										 ObjectIdGetDatum(state_ioparam), Int32GetDatum(-1));
 			while (nev < AM_MAX_OP_EVENTS && t->events[nev] != AM_EV_NONE)
 			{
-				evs[nev] = OidFunctionCall3(event_in,
-											CStringGetDatum(am_event_names[t->events[nev]]),
-											ObjectIdGetDatum(event_ioparam), Int32GetDatum(-1));
+				if (events_as_text)
+					evs[nev] = CStringGetTextDatum(am_event_names[t->events[nev]]);
+				else
+					evs[nev] = OidFunctionCall3(event_in,
+												CStringGetDatum(am_event_names[t->events[nev]]),
+												ObjectIdGetDatum(event_ioparam), Int32GetDatum(-1));
 				nev++;
 			}
-			values[3] = PointerGetDatum(construct_array(evs, nev, event_type, 4, true,
-														TYPALIGN_INT));
+			if (events_as_text)
+				values[3] = PointerGetDatum(construct_array(evs, nev, TEXTOID, -1, false,
+															TYPALIGN_INT));
+			else
+				values[3] = PointerGetDatum(construct_array(evs, nev, event_type, 4, true,
+															TYPALIGN_INT));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}

@@ -225,6 +225,124 @@ am_tags_arg(FunctionCallInfo fcinfo, int argno)
  * JSON details for audit events
  * ----------------------------------------------------------------
  */
+/*
+ * Keys of audit details that are not strings.  The callers pass every value
+ * as text; from 1.1 on the stored details carry these as JSON numbers, lists
+ * and booleans (docs/audit.md lists the keys per event type), so that a
+ * reader needs no parsing.  Rows written by 1.0 keep their strings: the
+ * hashes cover them, and agentmesh.audit_log reads both forms.
+ */
+typedef enum AmJsonKind
+{
+	AM_JSON_STRING,
+	AM_JSON_NUMBER,
+	AM_JSON_LIST,				/* comma-separated text -> array of strings */
+	AM_JSON_BOOL
+} AmJsonKind;
+
+static const struct
+{
+	const char *key;
+	AmJsonKind	kind;
+}			typed_keys[] = {
+	{"silent_seconds", AM_JSON_NUMBER},
+	{"heartbeat_interval_seconds", AM_JSON_NUMBER},
+	{"credentials_revoked", AM_JSON_NUMBER},
+	{"reason_codes", AM_JSON_LIST},
+	{"reclaimed", AM_JSON_BOOL},
+};
+
+static AmJsonKind
+key_kind(const char *key)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(typed_keys); i++)
+		if (strcmp(typed_keys[i].key, key) == 0)
+			return typed_keys[i].kind;
+	return AM_JSON_STRING;
+}
+
+/* Is s a JSON number (an optional minus, digits, an optional fraction)? */
+static bool
+is_json_number(const char *s)
+{
+	const char *p = s;
+
+	if (*p == '-')
+		p++;
+	if (!isdigit((unsigned char) *p))
+		return false;
+	while (isdigit((unsigned char) *p))
+		p++;
+	if (*p == '.')
+	{
+		p++;
+		if (!isdigit((unsigned char) *p))
+			return false;
+		while (isdigit((unsigned char) *p))
+			p++;
+	}
+	return *p == '\0' && (s[0] != '0' || s[1] == '\0' || s[1] == '.');
+}
+
+static void
+append_typed(StringInfo buf, const char *key, const char *val)
+{
+	switch (key_kind(key))
+	{
+		case AM_JSON_NUMBER:
+			if (is_json_number(val))
+			{
+				appendStringInfoString(buf, val);
+				return;
+			}
+			break;
+		case AM_JSON_LIST:
+			{
+				const char *p = val;
+				bool		first = true;
+
+				appendStringInfoChar(buf, '[');
+				while (*p)
+				{
+					const char *end = strchr(p, ',');
+					int			len;
+
+					/* the orphan rules join codes with ", " */
+					while (*p == ' ')
+						p++;
+					len = end ? end - p : strlen(p);
+					while (len > 0 && p[len - 1] == ' ')
+						len--;
+
+					if (len > 0)
+					{
+						if (!first)
+							appendStringInfoString(buf, ", ");
+						escape_json(buf, pnstrdup(p, len));
+						first = false;
+					}
+					if (!end)
+						break;
+					p = end + 1;
+				}
+				appendStringInfoChar(buf, ']');
+				return;
+			}
+		case AM_JSON_BOOL:
+			if (strcmp(val, "true") == 0 || strcmp(val, "false") == 0)
+			{
+				appendStringInfoString(buf, val);
+				return;
+			}
+			break;
+		case AM_JSON_STRING:
+			break;
+	}
+	escape_json(buf, val);
+}
+
 Jsonb *
 am_jsonb_build(int npairs, const char *const *keys, const char *const *vals)
 {
@@ -240,7 +358,7 @@ am_jsonb_build(int npairs, const char *const *keys, const char *const *vals)
 		escape_json(&buf, keys[i]);
 		appendStringInfoString(&buf, ": ");
 		if (vals[i])
-			escape_json(&buf, vals[i]);
+			append_typed(&buf, keys[i], vals[i]);
 		else
 			appendStringInfoString(&buf, "null");
 	}

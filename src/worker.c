@@ -84,7 +84,8 @@
 #define AM_ERRLEN			256
 #define AM_LAUNCHER_NAP_MS	1000	/* launcher's look at pg_database */
 #define AM_RESTART_SECS		1	/* restart of a worker that died */
-#define AM_START_RETRY_SECS 5	/* no free background worker slot */
+#define AM_START_RETRY_SECS 5	/* no free background worker slot: first retry */
+#define AM_START_RETRY_MAX_SECS 300 /* ... doubling up to this */
 #define AM_REPROBE_SECS		300 /* safety-net probe of databases without it */
 #define AM_PAUSE_SECS		10	/* no worker after DROP/RENAME DATABASE */
 
@@ -108,6 +109,7 @@ typedef struct AmWorkerSlot
 	uint32		generation;
 	TimestampTz next_start;
 	TimestampTz paused_until;
+	int			start_failures;	/* in a row, for lack of a worker slot */
 	/* status of the last pass */
 	int64		passes;
 	TimestampTz last_pass_start;
@@ -370,7 +372,30 @@ typedef struct AmDatabase
 	NameData	name;
 } AmDatabase;
 
+/*
+ * SIGTERM: set by the handler, acted on between batches and while waiting.
+ * The standard handler (die) would end the worker with "FATAL: terminating
+ * background worker", at every DROP DATABASE (the ProcessUtility hook stops
+ * the worker) and at every shutdown, paging whoever alerts on FATAL for
+ * something that is not a failure.  A batch is short, so the worker still
+ * leaves within DROP DATABASE's 5 s wait.
+ */
+static volatile sig_atomic_t got_sigterm = false;
+
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 static BackgroundWorkerHandle *handles[AM_MAX_DATABASES];
+
+/* the launcher said that worker slots ran out, and none has started since */
+static bool no_room_reported = false;
 
 /* Is a database in agentmesh_lifecycle.databases (empty: all)? */
 static bool
@@ -478,7 +503,6 @@ launcher_reconcile(MemoryContext ctx)
 	AmDatabase *dbs = palloc(sizeof(AmDatabase) * AM_MAX_DATABASES);
 	int			ndbs = am_enabled ? scan_databases(dbs, ctx) : 0;
 	TimestampTz now = GetCurrentTimestamp();
-	bool		no_room_logged = false;
 	int			i;
 	int			j;
 
@@ -554,14 +578,31 @@ launcher_reconcile(MemoryContext ctx)
 			continue;
 		if (!start_worker(i, slot))
 		{
-			slot->next_start = after_secs(now, AM_START_RETRY_SECS);
-			if (!no_room_logged)
+			/*
+			 * No free background worker slot.  Say so once, not at every
+			 * retry (probes of databases without the extension need a slot
+			 * too), and back off per database: 5 s, doubling up to 5 min.
+			 */
+			slot->next_start = after_secs(now, Min(AM_START_RETRY_SECS << Min(slot->start_failures, 6),
+												   AM_START_RETRY_MAX_SECS));
+			slot->start_failures++;
+			if (!no_room_reported)
 				ereport(LOG,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-						 errmsg("could not start an agentmesh_lifecycle worker for database %s",
+						 errmsg("could not start an agentmesh_lifecycle worker for database %s: no free background worker slot",
 								am_log_quote(NameStr(slot->datname))),
-						 errhint("Raise max_worker_processes: each database with the extension needs one background worker.")));
-			no_room_logged = true;
+						 errdetail("Starts are retried with a growing delay (up to %d s); this message is not repeated until a worker has started again.",
+								   AM_START_RETRY_MAX_SECS),
+						 errhint("Raise max_worker_processes: each database needs a background worker, for a moment when it only has to be probed for the extension.")));
+			no_room_reported = true;
+		}
+		else
+		{
+			if (no_room_reported)
+				ereport(LOG,
+						(errmsg("agentmesh_lifecycle workers can be started again")));
+			no_room_reported = false;
+			slot->start_failures = 0;
 		}
 	}
 	LWLockRelease(am_shared->lock);
@@ -590,7 +631,8 @@ am_launcher_main(Datum main_arg)
 	int			i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	/* a stop request is not a failure: leave at LOG, not FATAL (see worker_sigterm) */
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	/* shared catalogs only: never in the way of DROP DATABASE */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
@@ -631,6 +673,12 @@ am_launcher_main(Datum main_arg)
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+		{
+			ereport(LOG,
+					(errmsg("agentmesh_lifecycle launcher stopping on request")));
+			proc_exit(0);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -652,6 +700,15 @@ am_launcher_main(Datum main_arg)
 static int	my_slot = -1;
 static uint32 my_generation = 0;
 static NameData my_datname;
+
+pg_noreturn static void
+worker_exit_on_sigterm(void)
+{
+	ereport(LOG,
+			(errmsg("agentmesh_lifecycle worker for database %s stopping on request",
+					am_log_quote(NameStr(my_datname)))));
+	proc_exit(0);
+}
 
 static AmWorkerSlot *
 my_slot_locked(void)
@@ -769,7 +826,7 @@ run_pass(MemoryContext ctx)
 	{
 		bool		more = true;
 
-		while (more)
+		while (more && !got_sigterm)
 		{
 			CHECK_FOR_INTERRUPTS();
 			snprintf(activity, sizeof(activity), "agentmesh_lifecycle maintenance pass: %s",
@@ -783,7 +840,9 @@ run_pass(MemoryContext ctx)
 			CommitTransactionCommand();
 			MemoryContextSwitchTo(ctx);
 		}
-		record_pass(&pass, start, true, NULL);
+		/* a pass cut short by SIGTERM is neither a pass nor an error */
+		if (!more)
+			record_pass(&pass, start, true, NULL);
 	}
 	PG_CATCH();
 	{
@@ -817,7 +876,7 @@ am_worker_main(Datum main_arg)
 	memcpy(&my_generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	if (am_shared == NULL || my_slot < 0 || my_slot >= AM_MAX_DATABASES)
@@ -868,6 +927,8 @@ am_worker_main(Datum main_arg)
 		long		wait_ms;
 
 		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			worker_exit_on_sigterm();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -155,6 +155,11 @@ GENERATORS = {
                                              pick(r, ["NULL", "0", "-1", "1", "7", "100", "2147483647"]),
                                              pick(r, BOOLS))),
     "lm_worker_status": (1, lambda r: call("lm_worker_status")),
+    "lm_events": (1, lambda r: call("lm_events",
+                                    pick(r, ["NULL", "'0:0'", "'1:2'", "'18446744073709551615:9223372036854775807'",
+                                             "'9999999999999999999:9999999999999999999'", "':'", "'1:'", "'-1:2'",
+                                             "' 1:2'", "'1:2:3'"]) if r.random() < .7 else text(r),
+                                    pick(r, ["NULL", "0", "-1", "1", "1000", "100000", "100001", "2147483647"]))),
     "policy": (3, policy_dml),
 }
 

@@ -89,7 +89,7 @@ ok( $node->poll_query_until(
 	'the worker orphans a silent agent');
 is( $node->safe_psql(
 		'db1',
-		"SELECT string_agg(event_type || ':' || actor || ':' || COALESCE(details->>'reason_codes', '-'), ',' ORDER BY seq)
+		"SELECT string_agg(event_type || ':' || actor || ':' || COALESCE(NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(details->'reason_codes')), ','), ''), '-'), ',' ORDER BY seq)
 		   FROM agentmesh.audit_events WHERE agent_id = '$orphan' AND seq > 3"
 	),
 	'heartbeat_missed:agentmesh-maintenance:-,orphan_detected:agentmesh-maintenance:never_heartbeat',
@@ -165,11 +165,17 @@ pass('DROP DATABASE after DROP EXTENSION');
 
 is(workers('db2'), '1', 'db2 still has its worker');
 $t = time();
+my $droplog = -s $node->logfile;
 my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE db2');
 is($rc, 0, 'DROP DATABASE (without FORCE) of a database with a running worker succeeds')
   or diag $err;
 cmp_ok(time() - $t, '<', 5, 'promptly');
 is(workers('db2'), '0', 'and its worker is gone');
+# quiet where nothing is wrong: the stop is a LOG line, not a FATAL one
+my $dropped = slurp_file($node->logfile, $droplog);
+like($dropped, qr/LOG:  agentmesh_lifecycle worker for database "db2" stopping on request/,
+	'the worker says at LOG that it stops');
+unlike($dropped, qr/FATAL/, 'DROP DATABASE logs no FATAL');
 sleep 2;
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentmesh_lifecycle worker' AND datname IS DISTINCT FROM 'db1'"),

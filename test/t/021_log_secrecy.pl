@@ -7,7 +7,12 @@
 #  - lm_heartbeat with a wrong token under heartbeat_requires_token (an
 #    ERROR, so log_min_error_statement logs the statement as well);
 #  - negative control: a login without the setting does leak the token in
-#    "DETAIL:  parameters: $1 = '...'", proving the setting is what matters.
+#    "DETAIL:  parameters: $1 = '...'", proving the setting is what matters;
+#  - pgaudit with pgaudit.log_parameter = on: the role that passes tokens
+#    gets pgaudit.log_parameter = off, as docs/credentials.md says, and no
+#    token is logged; a role without it leaks the token into the AUDIT line
+#    even with log_parameter_max_length = 0 (skipped where pgaudit has no
+#    build, e.g. on the self-built 18).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -140,4 +145,52 @@ unlike($seal_log, qr/^LOG:  agentmesh_lifecycle: audit seal 9/m,
 	'no log line starts with the forged text');
 
 $node->stop;
+
+# pgaudit (Debian's postgresql-15-pgaudit) with pgaudit.log_parameter = on
+# logs every bind value in its AUDIT line, whatever log_parameter_max_length
+# says.  The documented per-role guidance (docs/credentials.md#secrecy):
+# the roles that pass tokens get pgaudit.log_parameter = off (and
+# log_parameter_max_length = 0); auditing of the statements stays on.
+my $pkglibdir = $node->config_data('--pkglibdir');
+SKIP:
+{
+	skip "pgaudit is not installed for this PostgreSQL ($pkglibdir): on 15 install Debian's "
+	  . "postgresql-15-pgaudit; no pgaudit build exists for the self-built 18", 4
+	  unless -e "$pkglibdir/pgaudit.so";
+
+	my $pa = PostgreSQL::Test::Cluster->new('pgaudit');
+	$pa->init;
+	$pa->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'agentmesh_lifecycle, pgaudit'\n"
+		  . "agentmesh_lifecycle.enabled = off\n"
+		  . "pgaudit.log = 'function, read, write'\n"
+		  . "pgaudit.log_parameter = on\n");
+	$pa->start;
+	$pa->safe_psql('postgres', q{
+CREATE EXTENSION pgaudit;
+CREATE EXTENSION agentmesh_lifecycle;
+CREATE ROLE agent_login LOGIN IN ROLE agentmesh_agent;
+ALTER ROLE agent_login SET log_parameter_max_length = 0;
+ALTER ROLE agent_login SET pgaudit.log_parameter = off;
+CREATE ROLE careless_login LOGIN IN ROLE agentmesh_agent;
+ALTER ROLE careless_login SET log_parameter_max_length = 0;
+});
+	my $aid = $pa->safe_psql('postgres', q{SELECT agent_id FROM agentmesh.lm_request('bot', 'o@example.com')});
+	$pa->safe_psql('postgres', "SELECT agentmesh.lm_approve('$aid')");
+	my $ptok = $pa->safe_psql('postgres', "SELECT token FROM agentmesh.lm_activate('$aid')");
+	my $pos = -s $pa->logfile;
+	my @base = ('pgbench', '-n', '-t', '1', '-M', 'extended', '-f', $verify,
+		'-h', $pa->host, '-p', $pa->port, '-D', "tok=$ptok");
+	ok(run_log([ @base, '-U', 'agent_login', 'postgres' ]), 'pgaudit: verify as the guided login');
+	my $alog = slurp_file($pa->logfile, $pos);
+	like($alog, qr/AUDIT: SESSION,.*lm_verify_credential/, 'pgaudit audited the call');
+	ok(index($alog, substr($ptok, 4, 40)) < 0,
+		'pgaudit with the per-role setting: no part of the token in the log');
+	$pos = -s $pa->logfile;
+	run_log([ @base, '-U', 'careless_login', 'postgres' ]);
+	ok(index(slurp_file($pa->logfile, $pos), $ptok) >= 0,
+		'negative control: pgaudit.log_parameter on leaks the token despite log_parameter_max_length = 0');
+	$pa->stop;
+}
+
 done_testing();
