@@ -130,11 +130,13 @@ am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull)
 /*
  * Record a heartbeat on the locked row: last_heartbeat = now(),
  * heartbeat_count + 1, through the row triggers, and close the row.  On
- * true, *result is the new row as a composite datum of type
- * agentmesh.agents; false when a BEFORE trigger skipped the row.
+ * true, *at is the last_heartbeat stored; false when a BEFORE trigger
+ * skipped the row.  The row itself is not returned: the heartbeat's result
+ * holds only what the agent may read (lifecycle.c), and not building a
+ * composite of the whole row keeps the hot path short.
  */
 bool
-am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
+am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at)
 {
 	TupleDesc	desc = RelationGetDescr(row->rel);
 	TupleTableSlot *newslot = table_slot_create(row->rel, &row->estate->es_tupleTable);
@@ -170,9 +172,14 @@ am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
 	 */
 	stored = ItemPointerIsValid(&newslot->tts_tid) &&
 		!ItemPointerEquals(&newslot->tts_tid, &row->slot->tts_tid);
-	/* the slot holds what was stored: the trigger sets the audit chain columns */
 	if (stored)
-		*result = ExecFetchSlotHeapTupleDatum(newslot);
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(newslot, hb + 1, &isnull);
+
+		/* what was stored: a trigger may have changed it */
+		*at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+	}
 	am_agent_row_close(row);
 	return stored;
 }

@@ -282,6 +282,16 @@ col_text(HeapTuple tup, TupleDesc desc, const char *name)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/* A name column (agents.team) as a C string; NULL if null. */
+static char *
+col_name(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = am_col(tup, desc, name, &isnull);
+
+	return isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+}
+
 static void
 read_chain(HeapTuple tup, TupleDesc desc, AmChain *chain)
 {
@@ -528,7 +538,9 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 									 descriptive_columns[i]);
 					only_heartbeat = false;
 				}
-			if (col_changed(oldtup, newtup, desc, "owner"))
+			if (col_changed(oldtup, newtup, desc, "team"))
+				op = AM_OP_CHANGE_TEAM;
+			else if (col_changed(oldtup, newtup, desc, "owner"))
 				op = AM_OP_CHANGE_OWNER;
 			else if (!only_heartbeat)
 				op = AM_OP_UPDATE;
@@ -590,6 +602,9 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 		if (ev == AM_EV_OWNER_CHANGED)
 			details = am_details2("old_owner", oldtup ? col_text(oldtup, desc, "owner") : NULL,
 								  "new_owner", col_text(newtup, desc, "owner"));
+		else if (ev == AM_EV_TEAM_CHANGED)
+			details = am_details2("old_team", oldtup ? col_name(oldtup, desc, "team") : NULL,
+								  "new_team", col_name(newtup, desc, "team"));
 		else if (ev == AM_EV_DECOMMISSIONED)
 			details = jsonb_from_cstring(psprintf("{\"credentials_revoked\": %d}",
 												  revoked < 0 ? 0 : revoked));
@@ -719,12 +734,14 @@ replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool c
 		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
 		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
 		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
-		" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
+		" auto_decommission, allowed_roles, approver_role,"
+		" created_at, updated_at, audit_seq, audit_head) ="
 		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
 		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
 		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
 		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-		" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+		" r.auto_decommission, r.allowed_roles, r.approver_role,"
+		" r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
 		" FROM (SELECT ($1::agentmesh.policies).*) r"
 		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
 		/* every setting equal: the rows but for their timestamps and chain */

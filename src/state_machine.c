@@ -39,7 +39,7 @@ const char *const am_event_names[AM_NUM_EVENTS] = {
 	"credential_rotated", "credential_expired", "heartbeat", "heartbeat_missed",
 	"suspended", "resumed", "orphan_detected", "decommission_started",
 	"decommissioned", "owner_changed", "credential_revoked",
-	"attributes_changed", "policy_changed"
+	"attributes_changed", "policy_changed", "team_changed"
 };
 
 /*
@@ -92,6 +92,9 @@ static const AmTransition transitions[AM_NUM_OPS] = {
 	{AM_EV_HEARTBEAT_MISSED, AM_EV_NONE}, false},
 	{AM_OP_UPDATE, "update", ALL_LIVE_STATES, AM_STATE_NONE,
 	{AM_EV_ATTRIBUTES_CHANGED, AM_EV_NONE}, false},
+	/* an admin moves an agent to another team (lm_change_team) */
+	{AM_OP_CHANGE_TEAM, "change_team", ALL_LIVE_STATES, AM_STATE_NONE,
+	{AM_EV_TEAM_CHANGED, AM_EV_NONE}, false},
 };
 
 const AmTransition *
