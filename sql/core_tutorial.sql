@@ -5,6 +5,15 @@
 -- or hashes are printed: they are captured with \gset and compared.
 --
 CREATE EXTENSION agentmesh_lifecycle;
+-- lm_heartbeat() returns agentmesh.heartbeat_result; the row it updated, for the checks below
+CREATE FUNCTION pg_temp.hb(a text, t text DEFAULT NULL)
+	RETURNS TABLE (state text, heartbeat_count int8, last_heartbeat timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM agentmesh.lm_heartbeat(a, t);
+	RETURN QUERY SELECT g.state::text, g.heartbeat_count, g.last_heartbeat
+		FROM agentmesh.agents g WHERE g.agent_id = a;
+END $$;
 \set VERBOSITY terse
 
 -- request
@@ -33,8 +42,8 @@ SELECT state, credential_id = :'cred1' AS current_cred, activated_at IS NOT NULL
 
 -- heartbeat
 SELECT state, heartbeat_count, last_heartbeat IS NOT NULL AS has_heartbeat
-  FROM agentmesh.lm_heartbeat(:'a');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'a', :'tok1');
+  FROM pg_temp.hb(:'a');
+SELECT heartbeat_count FROM pg_temp.hb(:'a', :'tok1');
 
 -- rotate: new credential, old one still verifies inside the overlap
 SELECT credential_id AS cred2, token AS tok2
