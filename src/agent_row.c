@@ -130,13 +130,15 @@ am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull)
 /*
  * Record a heartbeat on the locked row: last_heartbeat = now(),
  * heartbeat_count + 1, through the row triggers, and close the row.  On
- * true, *at is the last_heartbeat stored; false when a BEFORE trigger
- * skipped the row.  The row itself is not returned: the heartbeat's result
- * holds only what the agent may read (lifecycle.c), and not building a
- * composite of the whole row keeps the hot path short.
+ * true, *at is the last_heartbeat stored, and *row_out, if asked for, the
+ * new row as a composite datum of type agentmesh.agents (the 1.0 result of
+ * lm_heartbeat); false when a BEFORE trigger skipped the row.  The 1.1
+ * heartbeat does not ask for the row: its result holds only what the agent
+ * may read (lifecycle.c), and not building the composite keeps the hot path
+ * short.
  */
 bool
-am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at)
+am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at, Datum *row_out)
 {
 	TupleDesc	desc = RelationGetDescr(row->rel);
 	TupleTableSlot *newslot = table_slot_create(row->rel, &row->estate->es_tupleTable);
@@ -179,6 +181,8 @@ am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at)
 
 		/* what was stored: a trigger may have changed it */
 		*at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		if (row_out)
+			*row_out = ExecFetchSlotHeapTupleDatum(newslot);
 	}
 	am_agent_row_close(row);
 	return stored;

@@ -185,7 +185,7 @@ typedef struct AmAgentRow
 
 extern bool am_agent_row_lock(AmAgentRow *row, const char *agent_id);
 extern Datum am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull);
-extern bool am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at);
+extern bool am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at, Datum *row_out);
 extern void am_agent_row_close(AmAgentRow *row);
 
 /* ---- seals.c ---- */
@@ -280,6 +280,7 @@ typedef struct AmCaller
 	bool		sees_all;		/* admin, approver or auditor */
 } AmCaller;
 
+extern bool am_schema_has_teams(void);
 extern bool am_member_of(Oid user, const char *role);
 extern void am_caller(AmCaller *c);
 extern char *am_caller_name(const AmCaller *c);

@@ -538,7 +538,8 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 									 descriptive_columns[i]);
 					only_heartbeat = false;
 				}
-			if (col_changed(oldtup, newtup, desc, "team"))
+			if (SPI_fnumber(desc, "team") > 0 &&	/* 1.1 */
+				col_changed(oldtup, newtup, desc, "team"))
 				op = AM_OP_CHANGE_TEAM;
 			else if (col_changed(oldtup, newtup, desc, "owner"))
 				op = AM_OP_CHANGE_OWNER;
@@ -729,7 +730,10 @@ check_inserted_policy_chain(HeapTuple tup, TupleDesc desc, const char *name)
 static bool
 replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool carries_chain)
 {
+	/* the 1.1 access columns, when the schema has them (issue 10) */
+	bool		access = SPI_fnumber(desc, "allowed_roles") > 0;
 	AmPlan		upd = {
+		access ?
 		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
 		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
 		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
@@ -742,6 +746,20 @@ replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool c
 		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
 		" r.auto_decommission, r.allowed_roles, r.approver_role,"
 		" r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+		" FROM (SELECT ($1::agentmesh.policies).*) r"
+		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
+		"   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
+		"            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])" :
+		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
+		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
+		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
+		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
+		" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
+		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
+		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
+		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
+		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
+		" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
 		" FROM (SELECT ($1::agentmesh.policies).*) r"
 		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
 		/* every setting equal: the rows but for their timestamps and chain */
@@ -857,7 +875,8 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
 		for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
-			if (col_changed(oldtup, newtup, desc, am_policy_columns[i]))
+			if (SPI_fnumber(desc, am_policy_columns[i]) > 0 &&	/* 1.0: fewer */
+				col_changed(oldtup, newtup, desc, am_policy_columns[i]))
 			{
 				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);
 				any = true;

@@ -29,6 +29,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -83,6 +84,20 @@ static AmPlan lock_plan = {
 	2, {TEXTOID, BOOLOID}
 };
 
+/*
+ * Each statement that names a 1.1 column or function has a twin for the
+ * 1.0 schema (see am_schema_has_teams): no team, and with scoping only
+ * those who see every agent see any.
+ */
+static AmPlan lock_plan_10 = {
+	"SELECT state::text, policy, owner, requested_by, credential_id, NULL::text"
+	"  FROM agentmesh.agents WHERE agent_id = $1"
+	"   AND (NOT $2 OR $3) FOR UPDATE",
+	3, {TEXTOID, BOOLOID, BOOLOID}
+};
+
+#define SCHEMA_PLAN(p) (am_schema_has_teams() ? &(p) : &(p##_10))
+
 static void
 agent_not_found(const char *agent_id)
 {
@@ -98,11 +113,14 @@ agent_not_found(const char *agent_id)
 static void
 lock_agent(const char *agent_id, AmAgent *a, bool scoped)
 {
-	Datum		args[2];
+	Datum		args[3];
+	AmCaller	c;
 
 	args[0] = CStringGetTextDatum(agent_id);
 	args[1] = BoolGetDatum(scoped);
-	am_exec(&lock_plan, args, NULL, false, 1);
+	am_caller(&c);
+	args[2] = BoolGetDatum(c.sees_all);
+	am_exec(SCHEMA_PLAN(lock_plan), args, NULL, false, 1);
 	if (SPI_processed == 0)
 		agent_not_found(agent_id);
 	a->agent_id = pstrdup(agent_id);
@@ -165,6 +183,16 @@ static AmPlan apply_plan = {
 	10, {TEXTOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 	BOOLOID, TEXTOID}
 };
+static AmPlan apply_plan_10 = {
+	"UPDATE agentmesh.agents a SET state = $2::agentmesh.lifecycle_state,"
+	" owner = CASE WHEN $3 THEN $4 ELSE a.owner END,"
+	" credential_id = CASE WHEN $5 THEN $6 ELSE a.credential_id END,"
+	" credential_issued_at = CASE WHEN $5 THEN $7 ELSE a.credential_issued_at END,"
+	" credential_expires_at = CASE WHEN $5 THEN $8 ELSE a.credential_expires_at END"
+	" WHERE a.agent_id = $1 AND $9 IS NOT NULL AND ($10 IS NULL OR true) RETURNING a",
+	10, {TEXTOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	BOOLOID, TEXTOID}
+};
 
 typedef struct AmChange
 {
@@ -207,7 +235,7 @@ apply_op(AmOp op, AmAgent *a, const char *actor, Jsonb *details, const AmChange 
 	n[9] = !(chg && chg->team);
 
 	am_set_audit_context(op, actor, details);
-	am_exec(&apply_plan, v, n, false, 0);
+	am_exec(SCHEMA_PLAN(apply_plan), v, n, false, 0);
 	am_clear_audit_context();
 	if (SPI_processed != 1)
 		elog(ERROR, "agent \"%s\" vanished while locked", a->agent_id);
@@ -251,6 +279,12 @@ static AmPlan insert_agent_plan = {
 	" RETURNING agents",
 	9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID}
 };
+static AmPlan insert_agent_plan_10 = {
+	"INSERT INTO agentmesh.agents (agent_id, name, owner, purpose, agent_type, state, policy, tags)"
+	" SELECT $1, $2, $3, $4, $5, $6::agentmesh.lifecycle_state, $7, $8 WHERE $9 IS NOT NULL"
+	" RETURNING agents",
+	9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID}
+};
 
 PG_FUNCTION_INFO_V1(lm_request);
 Datum
@@ -263,7 +297,9 @@ lm_request(PG_FUNCTION_ARGS)
 	char	   *actor = am_actor(fcinfo, 4);
 	Jsonb	   *tags = am_tags_arg(fcinfo, 5);
 	char	   *policy = am_arg_text(fcinfo, 6, "policy", true, 63, false);
-	char	   *team = am_arg_text(fcinfo, 7, "team", false, NAMEDATALEN - 1, false);
+	/* (the 1.0 schema's lm_request has no team argument) */
+	char	   *team = PG_NARGS() > 7 ?
+		am_arg_text(fcinfo, 7, "team", false, NAMEDATALEN - 1, false) : NULL;
 	AmCaller	caller;
 	AmPolicy	pol;
 	AmPolicyAccess acc;
@@ -304,7 +340,7 @@ lm_request(PG_FUNCTION_ARGS)
 	am_connect(&priv);
 	am_set_audit_context(op, actor,
 						 am_details2("name", name, "owner", owner));
-	am_exec(&insert_agent_plan, v, n, false, 0);
+	am_exec(SCHEMA_PLAN(insert_agent_plan), v, n, false, 0);
 	am_clear_audit_context();
 	row = SPI_datumTransfer(am_getcol(1, &isnull), false, -1);
 	am_finish(&priv);
@@ -681,27 +717,48 @@ typedef struct AmHeartbeatResult
 
 #define AM_HEARTBEAT_RESULT_NATTS 6
 
-static Datum
-heartbeat_result(FunctionCallInfo fcinfo, const AmHeartbeatResult *r)
+/* What a call site of lm_heartbeat() looks up once (fn_extra). */
+typedef struct AmHeartbeatSite
 {
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
-	Datum		v[AM_HEARTBEAT_RESULT_NATTS];
-	bool		n[AM_HEARTBEAT_RESULT_NATTS];
+	TupleDesc	desc;			/* heartbeat_result, blessed */
+	bool		legacy;			/* declared to return agentmesh.agents (1.0) */
+} AmHeartbeatSite;
 
-	/* the blessed descriptor is looked up once per call site */
-	if (desc == NULL)
+static AmHeartbeatSite *
+heartbeat_site(FunctionCallInfo fcinfo)
+{
+	AmHeartbeatSite *site = (AmHeartbeatSite *) fcinfo->flinfo->fn_extra;
+	Oid			typid;
+	TupleDesc	desc;
+
+	if (site == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		if (get_call_result_type(fcinfo, &typid, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
-		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		site = palloc0(sizeof(AmHeartbeatSite));
+		site->legacy = typid == am_type_oid("agents");
+		if (!site->legacy)
+		{
+			if (desc->natts != AM_HEARTBEAT_RESULT_NATTS)
+				elog(ERROR, "agentmesh.heartbeat_result has %d attributes, expected %d",
+					 desc->natts, AM_HEARTBEAT_RESULT_NATTS);
+			site->desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		}
 		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = desc;
+		fcinfo->flinfo->fn_extra = site;
 	}
-	if (desc->natts != AM_HEARTBEAT_RESULT_NATTS)
-		elog(ERROR, "agentmesh.heartbeat_result has %d attributes, expected %d",
-			 desc->natts, AM_HEARTBEAT_RESULT_NATTS);
+	return site;
+}
+
+static Datum
+heartbeat_result(AmHeartbeatSite *site, const AmHeartbeatResult *r)
+{
+	TupleDesc	desc = site->desc;
+	Datum		v[AM_HEARTBEAT_RESULT_NATTS];
+	bool		n[AM_HEARTBEAT_RESULT_NATTS];
+
 	memset(n, 0, sizeof(n));
 	v[0] = CStringGetTextDatum(r->agent_id);
 	v[1] = r->state;
@@ -738,6 +795,8 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 	AmCaller	caller;
 	AmState		state;
 	AmHeartbeatResult res;
+	AmHeartbeatSite *site = heartbeat_site(fcinfo);
+	Datum		legacy_row = (Datum) 0;
 	bool		found;
 	bool		isnull;
 	bool		admin = false;
@@ -792,7 +851,8 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 	{
 		char	   *team = NULL;
 
-		if (found)
+		/* (no team before the 1.1 update: admins only) */
+		if (found && SPI_fnumber(RelationGetDescr(row.rel), "team") > 0)
 		{
 			Datum		t = am_agent_row_col(&row, "team", &isnull);
 
@@ -832,19 +892,27 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 						 pol.audit_heartbeats ? GetUserNameFromId(GetSessionUserId(), false) : NULL,
 						 NULL);
 	am_set_audit_heartbeat(pol.audit_heartbeats);
-	if (!am_agent_row_heartbeat(&row, &res.last_heartbeat_at))
+	if (!am_agent_row_heartbeat(&row, &res.last_heartbeat_at,
+								site->legacy ? &legacy_row : NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
 				 errmsg("heartbeat of agent \"%s\" was not recorded", agent_id),
 				 errdetail("A BEFORE UPDATE trigger on agentmesh.agents skipped the row.")));
 	am_clear_audit_context();
+	if (site->legacy)
+	{
+		/* the 1.0 schema's lm_heartbeat returns the agent's row */
+		legacy_row = SPI_datumTransfer(legacy_row, false, -1);
+		am_finish(&priv);
+		PG_RETURN_DATUM(legacy_row);
+	}
 	am_finish(&priv);
 	if (!TIMESTAMP_NOT_FINITE(res.last_heartbeat_at))
 		res.next_heartbeat_before =
 			DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(res.last_heartbeat_at),
 													IntervalPGetDatum(&pol.heartbeat_interval)));
-	PG_RETURN_DATUM(heartbeat_result(fcinfo, &res));
+	PG_RETURN_DATUM(heartbeat_result(site, &res));
 }
 
 /* ----------------------------------------------------------------
@@ -862,6 +930,18 @@ static AmPlan get_plan = {
 	"SELECT a FROM agentmesh.agents a WHERE a.agent_id = $1 AND " AM_VISIBLE,
 	2, {TEXTOID, BOOLOID}
 };
+static AmPlan get_plan_10 = {
+	"SELECT a FROM agentmesh.agents a WHERE a.agent_id = $1 AND $2", 2, {TEXTOID, BOOLOID}
+};
+static AmPlan by_state_plan_10 = {
+	"SELECT a FROM agentmesh.agents a WHERE a.state = $1::text::agentmesh.lifecycle_state"
+	" AND $2 ORDER BY a.created_at, a.agent_id", 2, {TEXTOID, BOOLOID}
+};
+static AmPlan by_owner_plan_10 = {
+	"SELECT a FROM agentmesh.agents a WHERE a.owner = $1 AND $2"
+	" ORDER BY a.created_at, a.agent_id",
+	2, {TEXTOID, BOOLOID}
+};
 static AmPlan by_state_plan = {
 	"SELECT a FROM agentmesh.agents a WHERE a.state = $1::text::agentmesh.lifecycle_state"
 	" AND " AM_VISIBLE " ORDER BY a.created_at, a.agent_id", 2, {TEXTOID, BOOLOID}
@@ -874,6 +954,16 @@ static AmPlan by_owner_plan = {
 static AmPlan summary_plan = {
 	"WITH v AS (SELECT a.state, a.owner FROM agentmesh.agents a"
 	"  WHERE $1 OR agentmesh.team_visible(a.team))"
+	" SELECT jsonb_build_object("
+	" 'total_agents', (SELECT count(*) FROM v),"
+	" 'by_state', (SELECT COALESCE(jsonb_object_agg(s, n), '{}') FROM"
+	"   (SELECT state::text AS s, count(*) AS n FROM v GROUP BY state) x),"
+	" 'by_owner', (SELECT COALESCE(jsonb_object_agg(o, n), '{}') FROM"
+	"   (SELECT COALESCE(owner, '') AS o, count(*) AS n FROM v GROUP BY 1) y))",
+	1, {BOOLOID}
+};
+static AmPlan summary_plan_10 = {
+	"WITH v AS (SELECT a.state, a.owner FROM agentmesh.agents a WHERE $1)"
 	" SELECT jsonb_build_object("
 	" 'total_agents', (SELECT count(*) FROM v),"
 	" 'by_state', (SELECT COALESCE(jsonb_object_agg(s, n), '{}') FROM"
@@ -898,7 +988,7 @@ lm_get(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(agent_id);
 	args[1] = BoolGetDatum(caller.sees_all);
 	am_connect(&priv);
-	am_exec(&get_plan, args, NULL, true, 1);
+	am_exec(SCHEMA_PLAN(get_plan), args, NULL, true, 1);
 	if (SPI_processed == 1)
 		row = SPI_datumTransfer(am_getcol(1, &isnull), false, -1);
 	am_finish(&priv);
@@ -956,7 +1046,7 @@ lm_list_by_state(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("state must not be null")));
 	getTypeOutputInfo(get_fn_expr_argtype(fcinfo->flinfo, 0), &typout, &isvarlena);
-	return list_agents(fcinfo, &by_state_plan,
+	return list_agents(fcinfo, SCHEMA_PLAN(by_state_plan),
 					   CStringGetTextDatum(OidOutputFunctionCall(typout, PG_GETARG_DATUM(0))));
 }
 
@@ -966,7 +1056,7 @@ lm_list_by_owner(PG_FUNCTION_ARGS)
 {
 	char	   *owner = am_arg_text(fcinfo, 0, "owner", true, AM_MAX_TEXT_LEN, false);
 
-	return list_agents(fcinfo, &by_owner_plan, CStringGetTextDatum(owner));
+	return list_agents(fcinfo, SCHEMA_PLAN(by_owner_plan), CStringGetTextDatum(owner));
 }
 
 PG_FUNCTION_INFO_V1(lm_summary);
@@ -982,7 +1072,7 @@ lm_summary(PG_FUNCTION_ARGS)
 	am_caller(&caller);
 	arg = BoolGetDatum(caller.sees_all);
 	am_connect(&priv);
-	am_exec(&summary_plan, &arg, NULL, true, 1);
+	am_exec(SCHEMA_PLAN(summary_plan), &arg, NULL, true, 1);
 	res = SPI_datumTransfer(am_getcol(1, &isnull), false, -1);
 	am_finish(&priv);
 	PG_RETURN_DATUM(res);

@@ -177,6 +177,13 @@ am_load_policy_access(const char *name, AmPolicyAccess *acc)
 	Datum		d;
 
 	memset(acc, 0, sizeof(*acc));
+	if (!am_schema_has_teams())
+	{
+		AmPolicy	pol;
+
+		/* the 1.0 schema: no access columns, everyone as with NULL */
+		return am_load_policy(name, &pol);
+	}
 	am_connect(&priv);
 	am_exec(&access_plan, &arg, NULL, true, 1);
 	found = SPI_processed == 1;
@@ -241,7 +248,12 @@ static void
 validate_policy_roles(HeapTuple tup, TupleDesc desc, const char *name)
 {
 	bool		isnull;
-	Datum		d = am_col(tup, desc, "allowed_roles", &isnull);
+	Datum		d;
+
+	/* the 1.0 schema has neither */
+	if (SPI_fnumber(desc, "allowed_roles") <= 0)
+		return;
+	d = am_col(tup, desc, "allowed_roles", &isnull);
 
 	if (!isnull)
 	{

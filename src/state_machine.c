@@ -234,6 +234,19 @@ lm_transitions(PG_FUNCTION_ARGS)
 	for (i = 0; i < AM_NUM_OPS; i++)
 	{
 		const AmTransition *t = &transitions[i];
+		int			e;
+		bool		known = true;
+
+		/*
+		 * An operation whose event the installed enum lacks (the 1.0 schema,
+		 * before ALTER EXTENSION UPDATE: team_changed) cannot happen there.
+		 */
+		for (e = 0; e < AM_MAX_OP_EVENTS && t->events[e] != AM_EV_NONE; e++)
+			if (!SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(event_type),
+									   CStringGetDatum(am_event_names[t->events[e]])))
+				known = false;
+		if (!known)
+			continue;
 
 		for (s = -1; s < AM_NUM_STATES; s++)
 		{
