@@ -496,6 +496,7 @@ ALTER TYPE agentmesh.lifecycle_event_type ADD VALUE 'team_changed';
 ALTER TABLE agentmesh.agents ADD COLUMN team pg_catalog.name;
 COMMENT ON COLUMN agentmesh.agents.team IS 'The team owning the agent: a role; requesters that are members of it manage the agent (NULL: admins only).';
 CREATE INDEX agents_team_idx ON agentmesh.agents (team);
+COMMENT ON INDEX agentmesh.agents_team_idx IS 'Agents by team: the row-security predicate and team reads.';
 
 /*
  * Policies that cannot be shopped for: who may request under a policy, and
@@ -528,6 +529,8 @@ CREATE POLICY agents_team_read ON agentmesh.agents FOR SELECT
 CREATE POLICY credentials_team_read ON agentmesh.credentials FOR SELECT
 	USING (agentmesh.team_visible((SELECT a.team FROM agentmesh.agents a
 		WHERE a.agent_id OPERATOR(pg_catalog.=) credentials.agent_id)));
+COMMENT ON POLICY agents_team_read ON agentmesh.agents IS 'A plain SELECT shows the agents the session user may see (agentmesh.team_visible).';
+COMMENT ON POLICY credentials_team_read ON agentmesh.credentials IS 'A plain SELECT shows the credentials of the agents the session user may see.';
 GRANT SELECT ON agentmesh.credentials TO agentmesh_requester;
 
 /* lm_change_team(agent_id, team, actor): admins move an agent to another team. */
