@@ -402,8 +402,16 @@ SELECT count(*) AS pending_listed FROM agentmesh.lm_list_by_state('pending_appro
 RESET work_mem;
 
 SELECT intact FROM agentmesh.lm_verify_audit();
+-- the team_changed events hash under the canonical encoding, recomputed in
+-- plain SQL (test/audit_hash.sql), like every other event
+CREATE EXTENSION pgcrypto;
+\i test/audit_hash.sql
+SELECT event_type, count(*) AS events, count(*) FILTER (WHERE pg_temp.recompute(e) = e.hash) AS matching
+  FROM agentmesh.audit_events e WHERE event_type IN ('team_changed', 'requested') GROUP BY 1 ORDER BY 1;
 
 SET client_min_messages = warning;
+DROP FUNCTION pg_temp.recompute(agentmesh.audit_events);
+DROP EXTENSION pgcrypto;
 SET agentmesh_lifecycle.allow_drop = on;
 DROP EXTENSION agentmesh_lifecycle;
 DROP ROLE regress_az_req_a, regress_az_req_b, regress_az_approver, regress_az_agent_a,
