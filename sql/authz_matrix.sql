@@ -261,6 +261,8 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_az_approver;
 SELECT state FROM agentmesh.lm_approve(:'fe', ' Alice@Example.COM ');
 SELECT state FROM agentmesh.lm_approve(:'fe', 'ALICE@EXAMPLE.COM');
+SELECT state FROM agentmesh.lm_approve(:'fe', U&'alice@example.com\00A0');
+SELECT state FROM agentmesh.lm_approve(:'fe', U&'\3000alice@example.com');
 RESET SESSION AUTHORIZATION;
 SELECT pg_temp.fp() = :'fp1' AS unchanged, state FROM agentmesh.lm_get(:'fe');
 -- another login with another actor may

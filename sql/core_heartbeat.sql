@@ -120,6 +120,23 @@ SELECT e.event_type, e.actor = session_user AS by_session_user, e.seq - :events_
 SELECT a.audit_seq = (SELECT max(seq) FROM agentmesh.audit_events e WHERE e.agent_id = a.agent_id) AS head_matches
   FROM agentmesh.agents a WHERE a.agent_id = :'a';
 
+-- the credential fields are those of the token presented: inside a
+-- rotation's overlap the old token and the new one each name their own
+SELECT agent_id AS c FROM agentmesh.lm_request('cred-bot', 'cleo@example.com') \gset
+SELECT state FROM agentmesh.lm_approve(:'c');
+SELECT credential_id AS cred1, token AS tok1, credential_expires_at AS exp1
+  FROM agentmesh.lm_activate(:'c') \gset
+SELECT credential_id AS cred2, token AS tok2, credential_expires_at AS exp2
+  FROM agentmesh.lm_rotate_credentials(:'c') \gset
+SELECT credential_id = :'cred1' AS names_old,
+       credential_expires_at = (SELECT expires_at FROM agentmesh.credentials
+                                 WHERE credential_id = :'cred1') AS its_expiry,
+       credential_expires_at < :'exp1' AS ends_with_the_overlap
+  FROM agentmesh.lm_heartbeat(:'c', :'tok1');
+SELECT credential_id = :'cred2' AS names_new, credential_expires_at = :'exp2' AS new_expiry
+  FROM agentmesh.lm_heartbeat(:'c', :'tok2');
+SELECT credential_id IS NULL AS none_without_token FROM agentmesh.lm_heartbeat(:'c');
+
 -- unknown agent: 42704; wrong state: 55000; nothing changed
 SELECT pg_temp.fp() AS before_bad \gset
 SELECT * FROM agentmesh.lm_heartbeat('agt_no_such_agent');

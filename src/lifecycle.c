@@ -406,18 +406,48 @@ simple_transition(FunctionCallInfo fcinfo, AmOp op, AmNeed need, int reason_arg,
 	PG_RETURN_DATUM(row);
 }
 
-/* Trimmed of spaces and case-folded, for comparing claimed actors. */
+/* A space character: ASCII, and in UTF-8 the Unicode space separators. */
+static bool
+is_space_char(const char *p, int len)
+{
+	pg_wchar	c;
+
+	if (len == 1)
+		return *p == ' ';
+	if (GetDatabaseEncoding() != PG_UTF8)
+		return false;
+	c = utf8_to_unicode((const unsigned char *) p);
+	return c == 0x00A0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+		c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/*
+ * A claimed actor trimmed of leading and trailing spaces (no-break and
+ * other Unicode spaces too) and case-folded, so that "alice ", " Alice"
+ * and "ALICE" all compare equal to "alice" (require_distinct_approver).
+ */
 static char *
 actor_key(const char *s)
 {
-	const char *e;
+	const char *start = NULL;
+	const char *end = s;
+	const char *p = s;
 
-	while (*s == ' ')
-		s++;
-	e = s + strlen(s);
-	while (e > s && e[-1] == ' ')
-		e--;
-	return str_tolower(s, e - s, DEFAULT_COLLATION_OID);
+	while (*p)
+	{
+		int			len = pg_mblen(p);
+
+		if (!is_space_char(p, len))
+		{
+			if (start == NULL)
+				start = p;
+			end = p + len;
+		}
+		p += len;
+	}
+	if (start == NULL)
+		return pstrdup("");
+	return str_tolower(start, end - start, DEFAULT_COLLATION_OID);
 }
 
 static AmPlan requester_plan = {
@@ -844,7 +874,8 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 				am_agent_row_close(&row);
 			heartbeat_token_refused();
 		}
-		res.credential_id = cred_id;
+		/* the result is built after SPI_finish(): copy it out of SPI's memory */
+		res.credential_id = strcpy(SPI_palloc(strlen(cred_id) + 1), cred_id);
 		res.credential_expires_at = cred_expires;
 	}
 	else if (!admin)
