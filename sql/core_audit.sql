@@ -49,7 +49,7 @@ SELECT state FROM agentmesh.lm_decommission(:'a', 'end', 'ivan@example.com');
 SELECT seq, event_type, previous_state, new_state,
 	   CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor,
 	   db_user = session_user AS db_user_is_session_user,
-	   details - 'new_credential' - 'old_credential' AS details
+	   (CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END) - 'new_credential' - 'old_credential' AS details
   FROM agentmesh.audit_events WHERE agent_id = :'a' ORDER BY seq;
 SELECT audit_seq = (SELECT max(seq) FROM agentmesh.audit_events WHERE agent_id = :'a') AS head_seq_ok,
 	   audit_head = (SELECT hash FROM agentmesh.audit_events WHERE agent_id = :'a' ORDER BY seq DESC LIMIT 1) AS head_hash_ok

@@ -87,7 +87,9 @@ SELECT seq, event_type, previous_state, new_state,
        CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor,
        db_user = session_user AS db_user_ok
   FROM agentmesh.lm_audit_trail(:'a') ORDER BY seq;
-SELECT details FROM agentmesh.lm_audit_trail(:'a')
+-- (the requested event names the team: here the session user)
+SELECT CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END AS details
+  FROM agentmesh.lm_audit_trail(:'a')
  WHERE event_type IN ('requested', 'decommission_started', 'decommissioned', 'owner_changed')
  ORDER BY seq;
 SELECT intact, events_checked > 0 AS checked, problem FROM agentmesh.lm_verify_audit(:'a');

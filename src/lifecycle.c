@@ -338,8 +338,13 @@ lm_request(PG_FUNCTION_ARGS)
 	v[8] = CStringGetTextDatum(team);
 
 	am_connect(&priv);
-	am_set_audit_context(op, actor,
-						 am_details2("name", name, "owner", owner));
+	{
+		/* the team goes into the chain from the first event on (1.1) */
+		const char *k[3] = {"name", "owner", "team"};
+		const char *dv[3] = {name, owner, team};
+
+		am_set_audit_context(op, actor, am_jsonb_build(am_schema_has_teams() ? 3 : 2, k, dv));
+	}
 	am_exec(SCHEMA_PLAN(insert_agent_plan), v, n, false, 0);
 	am_clear_audit_context();
 	row = SPI_datumTransfer(am_getcol(1, &isnull), false, -1);
