@@ -133,6 +133,8 @@ REVOKE ALL ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg
 GRANT EXECUTE ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text,
 	pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text)
 	TO agentmesh_admin, agentmesh_requester;
+COMMENT ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text,
+	pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text) IS 'Request a new agent identity for a team (a role the session user is a member of; NULL: the session user) under a policy it may use.';
 
 /* lm_heartbeat returns agentmesh.heartbeat_result instead of the agent's row */
 DROP FUNCTION agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text);

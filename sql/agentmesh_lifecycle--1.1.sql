@@ -542,6 +542,9 @@ REVOKE ALL ON FUNCTION agentmesh.lm_change_team(pg_catalog.text, pg_catalog.text
 GRANT EXECUTE ON FUNCTION agentmesh.lm_change_team(pg_catalog.text, pg_catalog.text, pg_catalog.text)
 	TO agentmesh_admin;
 
+COMMENT ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text,
+	pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text) IS 'Request a new agent identity for a team (a role the session user is a member of; NULL: the session user) under a policy it may use.';
+
 /* A team manages its own agents: suspend, decommission and revoke too. */
 GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_suspend(pg_catalog.text, pg_catalog.text, pg_catalog.text),
