@@ -280,7 +280,18 @@ typedef struct AmCaller
 	bool		sees_all;		/* admin, approver or auditor */
 } AmCaller;
 
+/* What an operation needs of the caller on the agent (am_op_need). */
+typedef enum AmNeed
+{
+	AM_NEED_MANAGE,				/* an admin, or a requester of the agent's team */
+	AM_NEED_APPROVE,			/* a member of the policy's approver_role (am_may_approve) */
+	AM_NEED_ADMIN				/* an admin */
+} AmNeed;
+
 extern bool am_schema_has_teams(void);
+extern AmNeed am_op_need(AmOp op);
+extern void am_require_op(const AmCaller *c, AmNeed need, const char *opname,
+						  const char *agent_id, const char *team);
 extern bool am_member_of(Oid user, const char *role);
 extern void am_caller(AmCaller *c);
 extern char *am_caller_name(const AmCaller *c);

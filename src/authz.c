@@ -138,6 +138,65 @@ am_may_manage(const AmCaller *c, const char *team)
 	return c->admin || (c->requester && am_member_of(c->user, team));
 }
 
+/*
+ * What each operation on an existing agent needs (docs/roles.md, "Teams"):
+ * a team manages its agents' credentials and can stop them; resuming,
+ * reclaiming, marking orphaned and moving accountability (owner, team)
+ * override an incident response or the maintenance pass, and stay with
+ * admins; approving belongs to the policy's approvers.
+ */
+AmNeed
+am_op_need(AmOp op)
+{
+	switch (op)
+	{
+		case AM_OP_ACTIVATE:
+		case AM_OP_ROTATE:
+		case AM_OP_REVOKE:
+		case AM_OP_SUSPEND:
+		case AM_OP_DECOMMISSION:
+		case AM_OP_HEARTBEAT:
+			return AM_NEED_MANAGE;
+		case AM_OP_APPROVE:
+		case AM_OP_REJECT:
+			return AM_NEED_APPROVE;
+		default:
+			return AM_NEED_ADMIN;
+	}
+}
+
+/*
+ * 42501 unless the caller may do an operation that needs this on an agent
+ * of this team (one it sees: an invisible agent was already reported as
+ * unknown).  AM_NEED_APPROVE is decided against the policy, am_may_approve().
+ */
+void
+am_require_op(const AmCaller *c, AmNeed need, const char *opname,
+			  const char *agent_id, const char *team)
+{
+	bool		ok;
+
+	switch (need)
+	{
+		case AM_NEED_MANAGE:
+			ok = am_may_manage(c, team);
+			break;
+		case AM_NEED_ADMIN:
+			ok = c->admin;
+			break;
+		default:
+			ok = true;
+			break;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s agent \"%s\"", opname, agent_id),
+				 need == AM_NEED_ADMIN ?
+				 errdetail("Only members of agentmesh_admin may do this.") :
+				 errdetail("Only admins and requesters of the agent's team may do this.")));
+}
+
 /* 42501 unless the caller is an admin. */
 void
 am_require_admin(const AmCaller *c, const char *funcname)

@@ -141,29 +141,21 @@ lock_agent_for(AmOp op, const char *agent_id, AmAgent *a)
 		am_report_wrong_state(op, agent_id, a->state);
 }
 
-/* What an lm_* call needs of the caller on the agent it locks. */
-typedef enum AmNeed
-{
-	AM_NEED_MANAGE,				/* admin, or requester in the agent's team */
-	AM_NEED_APPROVE,			/* checked against the policy by the caller */
-	AM_NEED_ADMIN
-} AmNeed;
-
 /*
  * The lock step of every lm_* call on an existing agent: lock the row if the
  * caller may see it (else 42704, as for an unknown id), check that it may do
- * this (42501), then the state (55000).  Every check comes before anything
- * is changed.
+ * this operation on it (authz.c; 42501), then the state (55000).  Every
+ * check comes before anything is changed.
  */
 static void
-lock_agent_as(const AmCaller *c, AmNeed need, AmOp op, const char *agent_id, AmAgent *a)
+lock_agent_as(const AmCaller *c, AmOp op, const char *agent_id, AmAgent *a)
 {
+	/*
+	 * (The place for "revocation wins", issue 10: an admin's revoke, suspend
+	 * or decommission bounding the wait for this lock.)
+	 */
 	lock_agent(agent_id, a, true);
-	if (need == AM_NEED_MANAGE && !am_may_manage(c, a->team))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s agent \"%s\"", am_transition(op)->name, agent_id),
-				 errdetail("Only admins and requesters of the agent's team may do this.")));
+	am_require_op(c, am_op_need(op), am_transition(op)->name, agent_id, a->team);
 	if (!am_op_allowed(op, a->state))
 		am_report_wrong_state(op, agent_id, a->state);
 }
@@ -384,8 +376,9 @@ check_approver(const AmCaller *c, const AmAgent *a, AmPolicyAccess *acc)
 
 /* Operations that only move the state: lock, check, update. */
 static Datum
-simple_transition(FunctionCallInfo fcinfo, AmOp op, AmNeed need, int reason_arg, int actor_arg)
+simple_transition(FunctionCallInfo fcinfo, AmOp op, int reason_arg, int actor_arg)
 {
+	AmNeed		need = am_op_need(op);
 	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *reason = reason_arg >= 0 ?
 		am_arg_text(fcinfo, reason_arg, "reason", false, AM_MAX_TEXT_LEN, true) : NULL;
@@ -402,7 +395,7 @@ simple_transition(FunctionCallInfo fcinfo, AmOp op, AmNeed need, int reason_arg,
 	if (need == AM_NEED_ADMIN)
 		am_require_admin(&caller, funcname);
 	am_connect(&priv);
-	lock_agent_as(&caller, need, op, agent_id, &a);
+	lock_agent_as(&caller, op, agent_id, &a);
 	if (need == AM_NEED_APPROVE)
 		check_approver(&caller, &a, &acc);
 	row = apply_op(op, &a, actor,
@@ -507,7 +500,7 @@ lm_approve(PG_FUNCTION_ARGS)
 	am_require_writable("lm_approve()");
 	am_caller(&caller);
 	am_connect(&priv);
-	lock_agent_as(&caller, AM_NEED_APPROVE, AM_OP_APPROVE, agent_id, &a);
+	lock_agent_as(&caller, AM_OP_APPROVE, agent_id, &a);
 	check_approver(&caller, &a, &acc);
 	load_policy_or_error(a.policy, &pol);
 	if (pol.require_distinct_approver)
@@ -521,21 +514,21 @@ PG_FUNCTION_INFO_V1(lm_reject);
 Datum
 lm_reject(PG_FUNCTION_ARGS)
 {
-	return simple_transition(fcinfo, AM_OP_REJECT, AM_NEED_APPROVE, 1, 2);
+	return simple_transition(fcinfo, AM_OP_REJECT, 1, 2);
 }
 
 PG_FUNCTION_INFO_V1(lm_suspend);
 Datum
 lm_suspend(PG_FUNCTION_ARGS)
 {
-	return simple_transition(fcinfo, AM_OP_SUSPEND, AM_NEED_MANAGE, 1, 2);
+	return simple_transition(fcinfo, AM_OP_SUSPEND, 1, 2);
 }
 
 PG_FUNCTION_INFO_V1(lm_resume);
 Datum
 lm_resume(PG_FUNCTION_ARGS)
 {
-	return simple_transition(fcinfo, AM_OP_RESUME, AM_NEED_ADMIN, -1, 1);
+	return simple_transition(fcinfo, AM_OP_RESUME, -1, 1);
 }
 
 PG_FUNCTION_INFO_V1(lm_decommission);
@@ -543,14 +536,14 @@ Datum
 lm_decommission(PG_FUNCTION_ARGS)
 {
 	/* the agents trigger revokes the credentials, so plain SQL does too */
-	return simple_transition(fcinfo, AM_OP_DECOMMISSION, AM_NEED_MANAGE, 1, 2);
+	return simple_transition(fcinfo, AM_OP_DECOMMISSION, 1, 2);
 }
 
 PG_FUNCTION_INFO_V1(lm_mark_orphaned);
 Datum
 lm_mark_orphaned(PG_FUNCTION_ARGS)
 {
-	return simple_transition(fcinfo, AM_OP_MARK_ORPHANED, AM_NEED_ADMIN, -1, 1);
+	return simple_transition(fcinfo, AM_OP_MARK_ORPHANED, -1, 1);
 }
 
 PG_FUNCTION_INFO_V1(lm_change_owner);
@@ -570,7 +563,7 @@ lm_change_owner(PG_FUNCTION_ARGS)
 	am_caller(&caller);
 	am_require_admin(&caller, "lm_change_owner()");
 	am_connect(&priv);
-	lock_agent_as(&caller, AM_NEED_ADMIN, AM_OP_CHANGE_OWNER, agent_id, &a);
+	lock_agent_as(&caller, AM_OP_CHANGE_OWNER, agent_id, &a);
 	row = apply_op(AM_OP_CHANGE_OWNER, &a, actor, NULL, &chg);
 	am_finish(&priv);
 	PG_RETURN_DATUM(row);
@@ -595,7 +588,7 @@ lm_change_team(PG_FUNCTION_ARGS)
 	am_require_admin(&caller, "lm_change_team()");
 	chg.team = am_existing_role(team);
 	am_connect(&priv);
-	lock_agent_as(&caller, AM_NEED_ADMIN, AM_OP_CHANGE_TEAM, agent_id, &a);
+	lock_agent_as(&caller, AM_OP_CHANGE_TEAM, agent_id, &a);
 	row = apply_op(AM_OP_CHANGE_TEAM, &a, actor, NULL, &chg);
 	am_finish(&priv);
 	PG_RETURN_DATUM(row);
@@ -606,7 +599,7 @@ lm_change_team(PG_FUNCTION_ARGS)
  * reclaim) with it.  Used by the maintenance pass too.
  */
 static Datum
-issue_and_apply(const AmCaller *c, AmNeed need, AmOp op, const char *agent_id,
+issue_and_apply(const AmCaller *c, AmOp op, const char *agent_id,
 				const char *actor, const char *new_owner,
 				TimestampTz now, AmGrant *grant, AmState *state_out)
 {
@@ -618,7 +611,7 @@ issue_and_apply(const AmCaller *c, AmNeed need, AmOp op, const char *agent_id,
 	const char *v[3];
 
 	if (c)
-		lock_agent_as(c, need, op, agent_id, &a);
+		lock_agent_as(c, op, agent_id, &a);
 	else
 		lock_agent_for(op, agent_id, &a);
 	load_policy_or_error(a.policy, &pol);
@@ -638,13 +631,13 @@ Datum
 am_issue_and_apply(AmOp op, const char *agent_id, const char *actor, const char *new_owner,
 				   TimestampTz now, AmGrant *grant, AmState *state_out)
 {
-	return issue_and_apply(NULL, AM_NEED_ADMIN, op, agent_id, actor, new_owner, now,
-						   grant, state_out);
+	return issue_and_apply(NULL, op, agent_id, actor, new_owner, now, grant, state_out);
 }
 
 static Datum
-issuing_op(FunctionCallInfo fcinfo, AmOp op, AmNeed need, const char *new_owner, int actor_arg)
+issuing_op(FunctionCallInfo fcinfo, AmOp op, const char *new_owner, int actor_arg)
 {
+	AmNeed		need = am_op_need(op);
 	char	   *agent_id = am_agent_id_arg(fcinfo);
 	char	   *actor = am_actor(fcinfo, actor_arg);
 	char	   *funcname = psprintf("lm_%s()", am_transition(op)->name);
@@ -658,7 +651,7 @@ issuing_op(FunctionCallInfo fcinfo, AmOp op, AmNeed need, const char *new_owner,
 	if (need == AM_NEED_ADMIN)
 		am_require_admin(&caller, funcname);
 	am_connect(&priv);
-	(void) issue_and_apply(&caller, need, op, agent_id, actor, new_owner,
+	(void) issue_and_apply(&caller, op, agent_id, actor, new_owner,
 						   GetCurrentTransactionStartTimestamp(), &grant, &state);
 	am_finish(&priv);
 	return grant_result(fcinfo, agent_id, state, &grant);
@@ -668,14 +661,14 @@ PG_FUNCTION_INFO_V1(lm_activate);
 Datum
 lm_activate(PG_FUNCTION_ARGS)
 {
-	return issuing_op(fcinfo, AM_OP_ACTIVATE, AM_NEED_MANAGE, NULL, 1);
+	return issuing_op(fcinfo, AM_OP_ACTIVATE, NULL, 1);
 }
 
 PG_FUNCTION_INFO_V1(lm_rotate_credentials);
 Datum
 lm_rotate_credentials(PG_FUNCTION_ARGS)
 {
-	return issuing_op(fcinfo, AM_OP_ROTATE, AM_NEED_MANAGE, NULL, 1);
+	return issuing_op(fcinfo, AM_OP_ROTATE, NULL, 1);
 }
 
 PG_FUNCTION_INFO_V1(lm_reclaim);
@@ -684,7 +677,7 @@ lm_reclaim(PG_FUNCTION_ARGS)
 {
 	char	   *new_owner = am_arg_text(fcinfo, 1, "new_owner", true, AM_MAX_TEXT_LEN, false);
 
-	return issuing_op(fcinfo, AM_OP_RECLAIM, AM_NEED_ADMIN, new_owner, 2);
+	return issuing_op(fcinfo, AM_OP_RECLAIM, new_owner, 2);
 }
 
 PG_FUNCTION_INFO_V1(lm_revoke_credentials);
@@ -704,7 +697,7 @@ lm_revoke_credentials(PG_FUNCTION_ARGS)
 	am_require_writable("lm_revoke_credentials()");
 	am_caller(&caller);
 	am_connect(&priv);
-	lock_agent_as(&caller, AM_NEED_MANAGE, AM_OP_REVOKE, agent_id, &a);
+	lock_agent_as(&caller, AM_OP_REVOKE, agent_id, &a);
 	n = am_revoke_all_credentials(agent_id, reason, GetCurrentTransactionStartTimestamp());
 	row = apply_op(AM_OP_REVOKE, &a, actor,
 				   am_details2("reason", reason, "credentials_revoked", psprintf("%d", n)),
