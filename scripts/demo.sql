@@ -44,7 +44,9 @@ SELECT state, credential_id,
 
 \echo
 \echo '=== 4. The agent sends a heartbeat, authenticating with its token ==='
-SELECT state, heartbeat_count, last_heartbeat IS NOT NULL AS heartbeat_recorded
+SELECT state, last_heartbeat_at IS NOT NULL AS heartbeat_recorded,
+       next_heartbeat_before - last_heartbeat_at AS next_within,
+       credential_id IS NOT NULL AS credential_named
   FROM agentmesh.lm_heartbeat(:'agent_id', :'first_token');
 
 \echo

@@ -259,7 +259,7 @@ ALTER TABLE agentmesh.credentials ENABLE ALWAYS TRIGGER credentials_no_truncate;
 CREATE FUNCTION agentmesh.lm_request(name pg_catalog.text, owner pg_catalog.text,
 		purpose pg_catalog.text DEFAULT '', agent_type pg_catalog.text DEFAULT 'autonomous',
 		actor pg_catalog.text DEFAULT NULL, tags pg_catalog.jsonb DEFAULT '{}',
-		policy pg_catalog.text DEFAULT 'default')
+		policy pg_catalog.text DEFAULT 'default', team pg_catalog.text DEFAULT NULL)
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_request';
 CREATE FUNCTION agentmesh.lm_approve(agent_id pg_catalog.text, actor pg_catalog.text DEFAULT NULL)
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_approve';
@@ -268,8 +268,6 @@ CREATE FUNCTION agentmesh.lm_reject(agent_id pg_catalog.text, reason pg_catalog.
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_reject';
 CREATE FUNCTION agentmesh.lm_activate(agent_id pg_catalog.text, actor pg_catalog.text DEFAULT NULL)
 	RETURNS agentmesh.credential_grant LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_activate';
-CREATE FUNCTION agentmesh.lm_heartbeat(agent_id pg_catalog.text, token pg_catalog.text DEFAULT NULL)
-	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_heartbeat';
 CREATE FUNCTION agentmesh.lm_suspend(agent_id pg_catalog.text, reason pg_catalog.text DEFAULT '',
 		actor pg_catalog.text DEFAULT NULL)
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_suspend';
@@ -345,7 +343,7 @@ GRANT SELECT ON agentmesh.audit_events TO agentmesh_admin, agentmesh_auditor;
 
 GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
-						 pg_catalog.text, pg_catalog.jsonb, pg_catalog.text),
+						 pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_activate(pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_rotate_credentials(pg_catalog.text, pg_catalog.text)
 	TO agentmesh_admin, agentmesh_requester;
@@ -353,9 +351,6 @@ GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_approve(pg_catalog.text, pg_catalog.text),
 	agentmesh.lm_reject(pg_catalog.text, pg_catalog.text, pg_catalog.text)
 	TO agentmesh_admin, agentmesh_approver;
-GRANT EXECUTE ON FUNCTION
-	agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text)
-	TO agentmesh_admin, agentmesh_agent;
 GRANT EXECUTE ON FUNCTION
 	agentmesh.lm_verify_credential(pg_catalog.text)
 	TO agentmesh_admin, agentmesh_requester, agentmesh_agent;
@@ -612,6 +607,103 @@ GRANT EXECUTE ON FUNCTION agentmesh.lm_verify_audit_problems(pg_catalog.text),
 	agentmesh.lm_audit_consistency_proof(pg_catalog.int8, pg_catalog.int8),
 	agentmesh.lm_audit_inclusion_proof(pg_catalog.int8, pg_catalog.int8)
 	TO agentmesh_admin, agentmesh_auditor;
+/* ---- authorization: teams, scoped reads, policies, heartbeat result (issue 10) ---- */
+
+/*
+ * Teams.  Every agent belongs to a team, a PostgreSQL role: lm_request()
+ * makes the session user's (or a role it is a member of) the team, and
+ * only admins move an agent with lm_change_team(), audited as team_changed.
+ * Requesters act on and see the agents of their teams only (docs/roles.md).
+ */
+ALTER TYPE agentmesh.lifecycle_event_type ADD VALUE 'team_changed';
+ALTER TABLE agentmesh.agents ADD COLUMN team pg_catalog.name;
+COMMENT ON COLUMN agentmesh.agents.team IS 'The team owning the agent: a role; requesters that are members of it manage the agent (NULL: admins only).';
+CREATE INDEX agents_team_idx ON agentmesh.agents (team);
+COMMENT ON INDEX agentmesh.agents_team_idx IS 'Agents by team: the row-security predicate and team reads.';
+
+/*
+ * Policies that cannot be shopped for: who may request under a policy, and
+ * who approves under it (checked by src/authz.c, validated by src/policy.c).
+ */
+ALTER TABLE agentmesh.policies ADD COLUMN allowed_roles pg_catalog.name[];
+ALTER TABLE agentmesh.policies ADD COLUMN approver_role pg_catalog.name;
+COMMENT ON COLUMN agentmesh.policies.allowed_roles IS 'Roles whose members may request agents under the policy; NULL: everyone if it requires approval, admins only if not.';
+COMMENT ON COLUMN agentmesh.policies.approver_role IS 'Role whose members approve and reject requests under the policy; NULL: admins and agentmesh_approver members.';
+
+/*
+ * Row-level security: a plain SELECT on agents and credentials shows a
+ * requester the rows of its teams only, by the rule every lm_* function
+ * applies (agentmesh.team_visible).  Admins, approvers and auditors see
+ * every row.  The lm_* functions read the tables as the extension owner and
+ * apply the same predicate themselves.
+ */
+CREATE FUNCTION agentmesh.team_visible(team pg_catalog.name)
+	RETURNS pg_catalog.bool LANGUAGE c STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'agentmesh_team_visible';
+COMMENT ON FUNCTION agentmesh.team_visible(pg_catalog.name) IS 'team_visible(team): row-security predicate: may the session user see an agent of this team (admin, approver, auditor, or member of the team)?';
+REVOKE ALL ON FUNCTION agentmesh.team_visible(pg_catalog.name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.team_visible(pg_catalog.name)
+	TO agentmesh_admin, agentmesh_approver, agentmesh_requester, agentmesh_auditor;
+
+ALTER TABLE agentmesh.agents ENABLE ROW LEVEL SECURITY;
+ALTER TABLE agentmesh.credentials ENABLE ROW LEVEL SECURITY;
+CREATE POLICY agents_team_read ON agentmesh.agents FOR SELECT
+	USING (agentmesh.team_visible(team));
+CREATE POLICY credentials_team_read ON agentmesh.credentials FOR SELECT
+	USING (agentmesh.team_visible((SELECT a.team FROM agentmesh.agents a
+		WHERE a.agent_id OPERATOR(pg_catalog.=) credentials.agent_id)));
+COMMENT ON POLICY agents_team_read ON agentmesh.agents IS 'A plain SELECT shows the agents the session user may see (agentmesh.team_visible).';
+COMMENT ON POLICY credentials_team_read ON agentmesh.credentials IS 'A plain SELECT shows the credentials of the agents the session user may see.';
+GRANT SELECT ON agentmesh.credentials TO agentmesh_requester;
+
+/* lm_change_team(agent_id, team, actor): admins move an agent to another team. */
+CREATE FUNCTION agentmesh.lm_change_team(agent_id pg_catalog.text, team pg_catalog.text,
+		actor pg_catalog.text DEFAULT NULL)
+	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_change_team';
+COMMENT ON FUNCTION agentmesh.lm_change_team(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS 'lm_change_team(agent_id, team, actor DEFAULT session_user): moves an agent to another team (a role); admins only; audited as team_changed.';
+REVOKE ALL ON FUNCTION agentmesh.lm_change_team(pg_catalog.text, pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_change_team(pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	TO agentmesh_admin;
+
+
+/* A team manages its own agents: suspend, decommission and revoke too. */
+GRANT EXECUTE ON FUNCTION
+	agentmesh.lm_suspend(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+	agentmesh.lm_decommission(pg_catalog.text, pg_catalog.text, pg_catalog.text),
+	agentmesh.lm_revoke_credentials(pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	TO agentmesh_requester;
+
+/*
+ * What a heartbeat returns: what the agent may know about itself, not its
+ * row (owner, tags and team are not an agent login's to read).  The
+ * credential fields are those of the token presented (NULL without one).
+ * Built in one place, heartbeat_result() in src/lifecycle.c.
+ */
+CREATE TYPE agentmesh.heartbeat_result AS (
+	agent_id pg_catalog.text,
+	state agentmesh.lifecycle_state,
+	last_heartbeat_at pg_catalog.timestamptz,
+	next_heartbeat_before pg_catalog.timestamptz,
+	credential_id pg_catalog.text,
+	credential_expires_at pg_catalog.timestamptz
+);
+COMMENT ON TYPE agentmesh.heartbeat_result IS 'Result of lm_heartbeat(): the agent''s state, its heartbeat deadline and the credential presented.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.agent_id IS 'The agent that heartbeated.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.state IS 'The agent''s state after the heartbeat.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.last_heartbeat_at IS 'The heartbeat time recorded.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.next_heartbeat_before IS 'The next heartbeat is due before this time (the policy''s heartbeat_interval later); after it the pass counts a missed heartbeat.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.credential_id IS 'The credential of the token presented; NULL without a token.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.credential_expires_at IS 'When that credential expires; NULL without a token.';
+REVOKE ALL ON TYPE agentmesh.heartbeat_result FROM PUBLIC;
+GRANT USAGE ON TYPE agentmesh.heartbeat_result
+	TO agentmesh_admin, agentmesh_approver, agentmesh_requester, agentmesh_agent, agentmesh_auditor;
+
+CREATE FUNCTION agentmesh.lm_heartbeat(agent_id pg_catalog.text, token pg_catalog.text DEFAULT NULL)
+	RETURNS agentmesh.heartbeat_result LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_heartbeat';
+REVOKE ALL ON FUNCTION agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text)
+	TO agentmesh_admin, agentmesh_agent;
+
 /* ---- integrations (issue 13) ---- */
 
 /*
@@ -749,6 +841,29 @@ SELECT e.event_id,
 			  ORDER BY f.seq LIMIT 1),
 			pg_catalog.to_jsonb(a.owner))
 		OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[]) AS owner,
+	   /*
+		* event_type compared as text: the update script adds team_changed in
+		* its own transaction, where the new label cannot be used as a value.
+		*/
+	   (COALESCE(
+			(SELECT CASE b.event_type::pg_catalog.text WHEN 'requested'
+						THEN pg_catalog.jsonb_extract_path(b.details, 'team')
+					ELSE pg_catalog.jsonb_extract_path(b.details, 'new_team') END
+			   FROM agentmesh.audit_events b
+			  WHERE b.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND b.seq OPERATOR(pg_catalog.<=) e.seq
+				AND (b.event_type::pg_catalog.text OPERATOR(pg_catalog.=) 'team_changed'
+					 OR (b.event_type::pg_catalog.text OPERATOR(pg_catalog.=) 'requested'
+						 AND b.details OPERATOR(pg_catalog.?) 'team'))
+			  ORDER BY b.seq DESC LIMIT 1),
+			(SELECT pg_catalog.jsonb_extract_path(f.details, 'old_team')
+			   FROM agentmesh.audit_events f
+			  WHERE f.agent_id OPERATOR(pg_catalog.=) e.agent_id
+				AND f.seq OPERATOR(pg_catalog.>) e.seq
+				AND f.event_type::pg_catalog.text OPERATOR(pg_catalog.=) 'team_changed'
+			  ORDER BY f.seq LIMIT 1),
+			pg_catalog.to_jsonb(a.team))
+		OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[]) AS team,
 	   e.actor,
 	   e.db_user,
 	   e.previous_state::pg_catalog.text AS previous_state,
@@ -798,6 +913,7 @@ SELECT a.agent_id,
 	   a.name,
 	   a.state::pg_catalog.text AS state,
 	   a.owner,
+	   a.team,
 	   a.policy,
 	   a.agent_type,
 	   a.purpose,
@@ -1051,11 +1167,11 @@ COMMENT ON FUNCTION agentmesh.policies_guard() IS 'Trigger on policies: validate
 COMMENT ON FUNCTION agentmesh.audit_immutable() IS 'Trigger refusing UPDATE, DELETE and TRUNCATE of audit rows (55000). Not callable.';
 COMMENT ON FUNCTION agentmesh.drop_guard() IS 'Event trigger function refusing DROP EXTENSION/SCHEMA while audit rows exist, unless agentmesh_lifecycle.allow_drop is on.';
 
-COMMENT ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text) IS 'lm_request(name, owner, purpose DEFAULT '''', agent_type DEFAULT ''autonomous'', actor DEFAULT session_user, tags DEFAULT ''{}'', policy DEFAULT ''default''): requests a new agent; returns its row, in pending_approval (or provisioned when the policy needs no approval).';
+COMMENT ON FUNCTION agentmesh.lm_request(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text) IS 'lm_request(name, owner, purpose DEFAULT '''', agent_type DEFAULT ''autonomous'', actor DEFAULT session_user, tags DEFAULT ''{}'', policy DEFAULT ''default'', team DEFAULT NULL): requests a new agent for a team (a role the session user is a member of; NULL: the session user) under a policy it may use; returns its row, in pending_approval (or provisioned when the policy needs no approval).';
 COMMENT ON FUNCTION agentmesh.lm_approve(pg_catalog.text, pg_catalog.text) IS 'lm_approve(agent_id, actor DEFAULT session_user): pending_approval -> provisioned; returns the agent row.';
 COMMENT ON FUNCTION agentmesh.lm_reject(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS 'lm_reject(agent_id, reason DEFAULT '''', actor DEFAULT session_user): pending_approval -> decommissioned; returns the agent row.';
 COMMENT ON FUNCTION agentmesh.lm_activate(pg_catalog.text, pg_catalog.text) IS 'lm_activate(agent_id, actor DEFAULT session_user): provisioned -> active with a first credential. Returns credential_grant: SELECT * FROM agentmesh.lm_activate($1).';
-COMMENT ON FUNCTION agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text) IS 'lm_heartbeat(agent_id, token DEFAULT NULL): records a heartbeat of an active, suspended or orphaned agent (token checked if given or required); returns the agent row.';
+COMMENT ON FUNCTION agentmesh.lm_heartbeat(pg_catalog.text, pg_catalog.text) IS 'lm_heartbeat(agent_id, token DEFAULT NULL): records a heartbeat of an active, suspended or orphaned agent (token checked if given; an agent login must give one under every policy); returns heartbeat_result: SELECT * FROM agentmesh.lm_heartbeat($1, $2).';
 COMMENT ON FUNCTION agentmesh.lm_suspend(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS 'lm_suspend(agent_id, reason DEFAULT '''', actor DEFAULT session_user): active -> suspended; returns the agent row.';
 COMMENT ON FUNCTION agentmesh.lm_resume(pg_catalog.text, pg_catalog.text) IS 'lm_resume(agent_id, actor DEFAULT session_user): suspended -> active; returns the agent row.';
 COMMENT ON FUNCTION agentmesh.lm_decommission(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS 'lm_decommission(agent_id, reason DEFAULT '''', actor DEFAULT session_user): any live state -> decommissioned (credentials revoked per policy); returns the agent row.';
@@ -1111,6 +1227,7 @@ COMMENT ON COLUMN agentmesh.audit_log.policy IS 'The policy of a policy_changed 
 COMMENT ON COLUMN agentmesh.audit_log.seq IS 'Position in the subject''s hash chain.';
 COMMENT ON COLUMN agentmesh.audit_log.agent_name IS 'The agent''s name at the time of the event.';
 COMMENT ON COLUMN agentmesh.audit_log.owner IS 'The agent''s owner at the time of the event.';
+COMMENT ON COLUMN agentmesh.audit_log.team IS 'The agent''s team (a role) at the time of the event; for agents from before 1.1, the team the update gave them.';
 COMMENT ON COLUMN agentmesh.audit_log.actor IS 'Who the caller said it acted for (a claim).';
 COMMENT ON COLUMN agentmesh.audit_log.db_user IS 'The authenticated session_user (through a pooler: the pooler''s server login unless it forwards users).';
 COMMENT ON COLUMN agentmesh.audit_log.previous_state IS 'State before, or NULL if unchanged.';
@@ -1138,6 +1255,7 @@ COMMENT ON COLUMN agentmesh.fleet.agent_id IS 'Agent id.';
 COMMENT ON COLUMN agentmesh.fleet.name IS 'Display name.';
 COMMENT ON COLUMN agentmesh.fleet.state IS 'Current state, as text.';
 COMMENT ON COLUMN agentmesh.fleet.owner IS 'Current owner.';
+COMMENT ON COLUMN agentmesh.fleet.team IS 'Current team (a role); NULL: managed by admins only.';
 COMMENT ON COLUMN agentmesh.fleet.policy IS 'Policy name.';
 COMMENT ON COLUMN agentmesh.fleet.agent_type IS 'Kind of agent.';
 COMMENT ON COLUMN agentmesh.fleet.purpose IS 'Purpose given at request.';

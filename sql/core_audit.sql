@@ -5,6 +5,15 @@
 -- recomputed in plain SQL with pgcrypto; independent of TimeZone/DateStyle.
 --
 CREATE EXTENSION agentmesh_lifecycle;
+-- lm_heartbeat() returns agentmesh.heartbeat_result; the row it updated, for the checks below
+CREATE FUNCTION pg_temp.hb(a text, t text DEFAULT NULL)
+	RETURNS TABLE (state text, heartbeat_count int8, last_heartbeat timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM agentmesh.lm_heartbeat(a, t);
+	RETURN QUERY SELECT g.state::text, g.heartbeat_count, g.last_heartbeat
+		FROM agentmesh.agents g WHERE g.agent_id = a;
+END $$;
 CREATE EXTENSION pgcrypto;
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
@@ -28,7 +37,7 @@ ROLLBACK;
 \set VERBOSITY sqlstate
 SELECT state FROM agentmesh.lm_resume(:'a', 'gina@example.com');
 -- heartbeats are not audited under the default policy
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'a');
+SELECT heartbeat_count FROM pg_temp.hb(:'a');
 -- plain SQL: checked against the table and audited with the session user as actor
 UPDATE agentmesh.agents SET state = 'suspended' WHERE agent_id = :'a';
 UPDATE agentmesh.agents SET state = 'pending_approval' WHERE agent_id = :'a';
@@ -40,7 +49,7 @@ SELECT state FROM agentmesh.lm_decommission(:'a', 'end', 'ivan@example.com');
 SELECT seq, event_type, previous_state, new_state,
 	   CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor,
 	   db_user = session_user AS db_user_is_session_user,
-	   details - 'new_credential' - 'old_credential' AS details
+	   (CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END) - 'new_credential' - 'old_credential' AS details
   FROM agentmesh.audit_events WHERE agent_id = :'a' ORDER BY seq;
 SELECT audit_seq = (SELECT max(seq) FROM agentmesh.audit_events WHERE agent_id = :'a') AS head_seq_ok,
 	   audit_head = (SELECT hash FROM agentmesh.audit_events WHERE agent_id = :'a' ORDER BY seq DESC LIMIT 1) AS head_hash_ok

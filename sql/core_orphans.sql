@@ -9,6 +9,15 @@
 -- timestamp, id or token is printed.
 --
 CREATE EXTENSION agentmesh_lifecycle;
+-- lm_heartbeat() returns agentmesh.heartbeat_result; the row it updated, for the checks below
+CREATE FUNCTION pg_temp.hb(a text, t text DEFAULT NULL)
+	RETURNS TABLE (state text, heartbeat_count int8, last_heartbeat timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM agentmesh.lm_heartbeat(a, t);
+	RETURN QUERY SELECT g.state::text, g.heartbeat_count, g.last_heartbeat
+		FROM agentmesh.agents g WHERE g.agent_id = a;
+END $$;
 \set VERBOSITY terse
 
 \i test/fingerprint.sql
@@ -27,7 +36,7 @@ VALUES ('no-approval', false, false);
 SELECT agent_id AS s FROM agentmesh.lm_request('silent-bot', 'sam@example.com') \gset
 SELECT state FROM agentmesh.lm_approve(:'s');
 SELECT token AS tok_s FROM agentmesh.lm_activate(:'s') \gset
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'s');
+SELECT heartbeat_count FROM pg_temp.hb(:'s');
 -- never_heartbeat: requested long before activation (created_at moved back by
 -- a superuser, which is audited as attributes_changed), activated, then silent
 SELECT agent_id AS n FROM agentmesh.lm_request('never-bot', 'nora@example.com') \gset
@@ -87,7 +96,7 @@ SELECT pg_temp.fp() AS fp0 \gset
 SELECT count(*) > 0 AS found FROM agentmesh.lm_detect_orphans(:'t0'::timestamptz + interval '1000 days');
 SELECT pg_temp.fp() = :'fp0' AS unchanged;
 -- a heartbeat ends the silence
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'s');
+SELECT heartbeat_count FROM pg_temp.hb(:'s');
 SELECT last_heartbeat AS hb_s FROM agentmesh.agents WHERE agent_id = :'s' \gset
 SELECT count(*) AS silent_after_heartbeat FROM agentmesh.lm_detect_orphans(:'hb_s'::timestamptz + interval '23 hours')
  WHERE agent_id = :'s';
@@ -106,7 +115,7 @@ SELECT agent_id AS r FROM agentmesh.lm_request('realtime-bot', 'rita@example.com
 SELECT state FROM agentmesh.lm_activate(:'r');
 SELECT pg_sleep(1.2);
 SELECT reason_code FROM agentmesh.lm_detect_orphans() WHERE agent_id = :'r';
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'r');
+SELECT heartbeat_count FROM pg_temp.hb(:'r');
 SELECT pg_sleep(1.2);
 SELECT reason_code FROM agentmesh.lm_detect_orphans() WHERE agent_id = :'r';
 
@@ -158,9 +167,9 @@ SELECT pg_temp.fp() = :'fp2' AS unchanged;
 \set VERBOSITY terse
 
 -- heartbeats: accepted for active, suspended and orphaned agents
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'u');
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'r');
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'x');
+SELECT state, heartbeat_count FROM pg_temp.hb(:'u');
+SELECT state, heartbeat_count FROM pg_temp.hb(:'r');
+SELECT state, heartbeat_count FROM pg_temp.hb(:'x');
 -- refused (55000) for pending_approval, provisioned and decommissioned ones,
 -- changing nothing
 SELECT pg_temp.fp() AS fp3 \gset
@@ -210,15 +219,15 @@ SELECT agentmesh.lm_heartbeat(:'k', :'tok_s');
 SELECT pg_temp.fp() = :'fp5' AS unchanged;
 \set VERBOSITY terse
 SELECT state, heartbeat_count, last_heartbeat IS NOT NULL AS has_heartbeat
-  FROM agentmesh.lm_heartbeat(:'k', :'tok_k');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'k2', :'tok_k2');
+  FROM pg_temp.hb(:'k', :'tok_k');
+SELECT heartbeat_count FROM pg_temp.hb(:'k2', :'tok_k2');
 -- a revoked token no longer carries a heartbeat
 SELECT credential_id IS NULL AS no_credential FROM agentmesh.lm_revoke_credentials(:'k', 'leaked');
 \set VERBOSITY sqlstate
 SELECT agentmesh.lm_heartbeat(:'k', :'tok_k');
 \set VERBOSITY terse
 -- the default policy does not ask for a token
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'s', NULL);
+SELECT heartbeat_count FROM pg_temp.hb(:'s', NULL);
 
 -- audit_heartbeats: one heartbeat event per heartbeat; the default policy writes none
 INSERT INTO agentmesh.policies (name, require_approval, audit_heartbeats)
@@ -227,11 +236,11 @@ SELECT agent_id AS h FROM agentmesh.lm_request('audited-bot', 'hal@example.com',
 SELECT state FROM agentmesh.lm_activate(:'h');
 SELECT count(*) AS h_events FROM agentmesh.audit_events WHERE agent_id = :'h' \gset
 SELECT count(*) AS s_events FROM agentmesh.audit_events WHERE agent_id = :'s' \gset
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'h');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'h');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'h');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'s');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'s');
+SELECT heartbeat_count FROM pg_temp.hb(:'h');
+SELECT heartbeat_count FROM pg_temp.hb(:'h');
+SELECT heartbeat_count FROM pg_temp.hb(:'h');
+SELECT heartbeat_count FROM pg_temp.hb(:'s');
+SELECT heartbeat_count FROM pg_temp.hb(:'s');
 SELECT seq - :h_events AS n, event_type, previous_state, new_state,
 	   CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor,
 	   db_user = session_user AS db_user_ok, details
@@ -240,7 +249,7 @@ SELECT count(*) - :s_events AS default_policy_new_events
   FROM agentmesh.audit_events WHERE agent_id = :'s';
 -- an audited heartbeat of a suspended agent is recorded too; a refused one is not
 SELECT state FROM agentmesh.lm_suspend(:'h', 'check');
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'h');
+SELECT state, heartbeat_count FROM pg_temp.hb(:'h');
 SELECT event_type FROM agentmesh.lm_audit_trail(:'h') ORDER BY seq DESC LIMIT 2;
 SELECT state FROM agentmesh.lm_decommission(:'h', 'done');
 SELECT count(*) AS h_events FROM agentmesh.audit_events WHERE agent_id = :'h' \gset

@@ -151,7 +151,8 @@ SELECT agent_id AS n1, state AS n1_state
 							policy => 'no-approval') \gset
 SELECT :'n1_state' AS state_returned;
 SELECT state, policy, owner, requested_by FROM agentmesh.lm_get(:'n1');
-SELECT seq, event_type, previous_state, new_state, actor, details
+SELECT seq, event_type, previous_state, new_state, actor,
+       CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END AS details
   FROM agentmesh.lm_audit_trail(:'n1') ORDER BY seq;
 SELECT state FROM agentmesh.lm_activate(:'n1');
 -- under the default policy a request waits for approval
@@ -162,7 +163,8 @@ SELECT :'state' AS default_policy_state;
 SELECT agent_id AS n2, state AS n2_state, owner IS NULL AS no_owner
   FROM agentmesh.lm_request('ownerless', NULL, policy => 'no-approval') \gset
 SELECT :'n2_state' AS state, :'no_owner' AS owner_is_null;
-SELECT event_type, details FROM agentmesh.lm_audit_trail(:'n2') ORDER BY seq;
+SELECT event_type, CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END AS details
+  FROM agentmesh.lm_audit_trail(:'n2') ORDER BY seq;
 -- ... and lm_detect_orphans() reports it (no_owner) once it is provisioned
 SELECT agent_id = :'n2' AS is_n2, name, owner IS NULL AS owner_null, state, reason_code, reason,
 	   days_silent IS NULL AS no_days

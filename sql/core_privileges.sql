@@ -70,7 +70,10 @@ SELECT state FROM agentmesh.lm_activate(:'orph');
 SELECT state FROM agentmesh.lm_mark_orphaned(:'orph');
 
 -- Each call as each role, inside a subtransaction that is rolled back so
--- that every role starts from the same data: 'ok' or the SQLSTATE.
+-- that every role starts from the same data: 'ok' or the SQLSTATE.  SET
+-- ROLE keeps the superuser as session user, so this grid shows the grants
+-- (EXECUTE and table privileges) only; which agents each login may act on
+-- is authz_matrix's grid.
 CREATE FUNCTION pg_temp.try_as(r text, sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
 	res text;
@@ -156,7 +159,14 @@ SELECT agent_id AS fe FROM agentmesh.lm_request('four-eyes-bot', 'o@example.com'
 SELECT agentmesh.lm_approve(:'fe', 'alice@example.com');
 SELECT agentmesh.lm_approve(:'fe', 'ALICE@example.com');
 SELECT state FROM agentmesh.lm_get(:'fe');
+-- the same login cannot approve either, whatever actor it claims: the
+-- requester is the session user recorded at request time (issue 10)
+SELECT agentmesh.lm_approve(:'fe', 'bob@example.com');
+SELECT state FROM agentmesh.lm_get(:'fe');
+-- another login can, as bob
+SET SESSION AUTHORIZATION regress_approver;
 SELECT state FROM agentmesh.lm_approve(:'fe', 'bob@example.com');
+RESET SESSION AUTHORIZATION;
 -- with the session user as both requester and approver
 SELECT agent_id AS fe2 FROM agentmesh.lm_request('four-eyes-2', 'o@example.com', policy => 'four-eyes') \gset
 SELECT agentmesh.lm_approve(:'fe2');

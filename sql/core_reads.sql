@@ -121,7 +121,8 @@ SELECT bool_and(t.ordinality = t.seq) AS in_seq_order, count(*) AS n
 SELECT count(*) = (SELECT count(*) FROM agentmesh.audit_events WHERE agent_id = :'a4') AS all_events,
 	   bool_and(agent_id = :'a4') AS only_own
   FROM agentmesh.lm_audit_trail(:'a4');
-SELECT event_type, details FROM agentmesh.lm_audit_trail(:'a4');
+SELECT event_type, CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END AS details
+  FROM agentmesh.lm_audit_trail(:'a4');
 -- the rows are the table's rows
 SELECT count(*) AS identical FROM agentmesh.lm_audit_trail(:'a2') t
   JOIN agentmesh.audit_events e ON e = t;

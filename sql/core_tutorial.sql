@@ -5,6 +5,15 @@
 -- or hashes are printed: they are captured with \gset and compared.
 --
 CREATE EXTENSION agentmesh_lifecycle;
+-- lm_heartbeat() returns agentmesh.heartbeat_result; the row it updated, for the checks below
+CREATE FUNCTION pg_temp.hb(a text, t text DEFAULT NULL)
+	RETURNS TABLE (state text, heartbeat_count int8, last_heartbeat timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM agentmesh.lm_heartbeat(a, t);
+	RETURN QUERY SELECT g.state::text, g.heartbeat_count, g.last_heartbeat
+		FROM agentmesh.agents g WHERE g.agent_id = a;
+END $$;
 \set VERBOSITY terse
 
 -- request
@@ -33,8 +42,8 @@ SELECT state, credential_id = :'cred1' AS current_cred, activated_at IS NOT NULL
 
 -- heartbeat
 SELECT state, heartbeat_count, last_heartbeat IS NOT NULL AS has_heartbeat
-  FROM agentmesh.lm_heartbeat(:'a');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'a', :'tok1');
+  FROM pg_temp.hb(:'a');
+SELECT heartbeat_count FROM pg_temp.hb(:'a', :'tok1');
 
 -- rotate: new credential, old one still verifies inside the overlap
 SELECT credential_id AS cred2, token AS tok2
@@ -78,7 +87,9 @@ SELECT seq, event_type, previous_state, new_state,
        CASE WHEN actor = session_user THEN '(session user)' ELSE actor END AS actor,
        db_user = session_user AS db_user_ok
   FROM agentmesh.lm_audit_trail(:'a') ORDER BY seq;
-SELECT details FROM agentmesh.lm_audit_trail(:'a')
+-- (the requested event names the team: here the session user)
+SELECT CASE WHEN details->>'team' = session_user THEN jsonb_set(details, '{team}', '"(session user)"') ELSE details END AS details
+  FROM agentmesh.lm_audit_trail(:'a')
  WHERE event_type IN ('requested', 'decommission_started', 'decommissioned', 'owner_changed')
  ORDER BY seq;
 SELECT intact, events_checked > 0 AS checked, problem FROM agentmesh.lm_verify_audit(:'a');

@@ -4,6 +4,15 @@
 -- no refused value is echoed.
 --
 CREATE EXTENSION agentmesh_lifecycle;
+-- lm_heartbeat() returns agentmesh.heartbeat_result; the row it updated, for the checks below
+CREATE FUNCTION pg_temp.hb(a text, t text DEFAULT NULL)
+	RETURNS TABLE (state text, heartbeat_count int8, last_heartbeat timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM agentmesh.lm_heartbeat(a, t);
+	RETURN QUERY SELECT g.state::text, g.heartbeat_count, g.last_heartbeat
+		FROM agentmesh.agents g WHERE g.agent_id = a;
+END $$;
 
 \i test/fingerprint.sql
 
@@ -61,9 +70,9 @@ SELECT agentmesh.lm_heartbeat(:'a2');
 SELECT agentmesh.lm_heartbeat(:'a1');
 SELECT pg_temp.fp() = :'fp1' AS unchanged;
 -- the right token works, under both policies
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'a1', :'t1');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'d1', :'td');
-SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'d1');
+SELECT heartbeat_count FROM pg_temp.hb(:'a1', :'t1');
+SELECT heartbeat_count FROM pg_temp.hb(:'d1', :'td');
+SELECT heartbeat_count FROM pg_temp.hb(:'d1');
 
 -- A transaction held open cannot use a token past its expiry: checks use
 -- the wall clock, not the transaction's start.

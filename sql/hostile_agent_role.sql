@@ -38,7 +38,7 @@ CREATE ROLE regress_agent_login LOGIN IN ROLE agentmesh_agent;
 SET SESSION AUTHORIZATION regress_agent_login;
 -- allowed
 SELECT agentmesh.lm_verify_credential(:'tok_a') = :'a' AS own_token_verifies;
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'a', :'tok_a');
+SELECT state, credential_id IS NOT NULL AS with_credential FROM agentmesh.lm_heartbeat(:'a', :'tok_a');
 -- another agent's heartbeat with my token, or with none
 SELECT agentmesh.lm_heartbeat(:'b', :'tok_a');
 SELECT agentmesh.lm_heartbeat(:'b');

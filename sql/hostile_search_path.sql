@@ -60,7 +60,7 @@ SELECT state FROM agentmesh.lm_approve(:'a', 'approver');
 SELECT state, token AS tok FROM agentmesh.lm_activate(:'a') \gset
 SELECT :'state';
 SELECT agentmesh.lm_verify_credential(:'tok') OPERATOR(pg_catalog.=) :'a' AS token_verifies;
-SELECT state, heartbeat_count FROM agentmesh.lm_heartbeat(:'a', :'tok');
+SELECT state, credential_id IS NOT NULL AS with_credential FROM agentmesh.lm_heartbeat(:'a', :'tok');
 SELECT state FROM agentmesh.lm_rotate_credentials(:'a');
 SELECT action FROM agentmesh.lm_check_and_rotate(pg_catalog.now() + '1 hour', allow_future => true);
 SELECT count(*) AS orphans FROM agentmesh.lm_detect_orphans(pg_catalog.now() + '30 days');

@@ -130,11 +130,15 @@ am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull)
 /*
  * Record a heartbeat on the locked row: last_heartbeat = now(),
  * heartbeat_count + 1, through the row triggers, and close the row.  On
- * true, *result is the new row as a composite datum of type
- * agentmesh.agents; false when a BEFORE trigger skipped the row.
+ * true, *at is the last_heartbeat stored, and *row_out, if asked for, the
+ * new row as a composite datum of type agentmesh.agents (the 1.0 result of
+ * lm_heartbeat); false when a BEFORE trigger skipped the row.  The 1.1
+ * heartbeat does not ask for the row: its result holds only what the agent
+ * may read (lifecycle.c), and not building the composite keeps the hot path
+ * short.
  */
 bool
-am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
+am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at, Datum *row_out)
 {
 	TupleDesc	desc = RelationGetDescr(row->rel);
 	TupleTableSlot *newslot = table_slot_create(row->rel, &row->estate->es_tupleTable);
@@ -170,9 +174,16 @@ am_agent_row_heartbeat(AmAgentRow *row, Datum *result)
 	 */
 	stored = ItemPointerIsValid(&newslot->tts_tid) &&
 		!ItemPointerEquals(&newslot->tts_tid, &row->slot->tts_tid);
-	/* the slot holds what was stored: the trigger sets the audit chain columns */
 	if (stored)
-		*result = ExecFetchSlotHeapTupleDatum(newslot);
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(newslot, hb + 1, &isnull);
+
+		/* what was stored: a trigger may have changed it */
+		*at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		if (row_out)
+			*row_out = ExecFetchSlotHeapTupleDatum(newslot);
+	}
 	am_agent_row_close(row);
 	return stored;
 }

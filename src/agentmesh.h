@@ -94,6 +94,7 @@ typedef enum AmEvent
 	AM_EV_CREDENTIAL_REVOKED,
 	AM_EV_ATTRIBUTES_CHANGED,
 	AM_EV_POLICY_CHANGED,
+	AM_EV_TEAM_CHANGED,			/* 1.1, issue 10 */
 	AM_NUM_EVENTS
 } AmEvent;
 
@@ -117,6 +118,7 @@ typedef enum AmOp
 	AM_OP_EXPIRE,				/* maintenance records an expired credential */
 	AM_OP_HEARTBEAT_MISSED,		/* maintenance records a missed heartbeat */
 	AM_OP_UPDATE,				/* plain-SQL change of descriptive columns */
+	AM_OP_CHANGE_TEAM,			/* 1.1, issue 10 */
 	AM_NUM_OPS
 } AmOp;
 
@@ -188,7 +190,7 @@ typedef struct AmAgentRow
 
 extern bool am_agent_row_lock(AmAgentRow *row, const char *agent_id);
 extern Datum am_agent_row_col(AmAgentRow *row, const char *name, bool *isnull);
-extern bool am_agent_row_heartbeat(AmAgentRow *row, Datum *result);
+extern bool am_agent_row_heartbeat(AmAgentRow *row, TimestampTz *at, Datum *row_out);
 extern void am_agent_row_close(AmAgentRow *row);
 
 /* ---- merkle.c: RFC 6962 Merkle tree over sealed events (issue 11) ---- */
@@ -264,8 +266,18 @@ extern int	am_revoke_all_credentials(const char *agent_id, const char *reason, T
 extern char *am_random_id(const char *prefix, int nbytes);
 extern bool am_token_hash(const char *token, uint8 *hash_out);
 extern char *am_token_agent(const char *token, TimestampTz as_of, bool require_active);
+extern char *am_token_credential(const char *token, TimestampTz as_of,
+								 char **credential_id, TimestampTz *expires_at);
 
 /* ---- policy ---- */
+
+/* Who may use a policy and approve under it (read when needed, not cached). */
+typedef struct AmPolicyAccess
+{
+	bool		has_allowed_roles;
+	Datum		allowed_roles;	/* name[], when has_allowed_roles */
+	char	   *approver_role;	/* NULL: admins and agentmesh_approver members */
+} AmPolicyAccess;
 
 typedef struct AmPolicy
 {
@@ -278,12 +290,19 @@ typedef struct AmPolicy
 	bool		auto_rotate;
 	Interval	max_credential_ttl;
 	Interval	rotation_overlap;
+	Interval	heartbeat_interval;
 } AmPolicy;
 
-#define AM_NUM_POLICY_COLUMNS 13
+/*
+ * The settings, then the access columns (allowed_roles, approver_role,
+ * nullable); the policies trigger records a change of any of them.
+ */
+#define AM_NUM_POLICY_SETTINGS 13
+#define AM_NUM_POLICY_COLUMNS 15
 extern const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS];
 
 extern bool am_load_policy(const char *name, AmPolicy *pol);
+extern bool am_load_policy_access(const char *name, AmPolicyAccess *acc);
 extern void am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name);
 extern void am_policy_cache_init(void);
 extern void am_policy_changed(Oid policies_relid);
@@ -297,6 +316,43 @@ extern void am_policy_changed(Oid policies_relid);
  * an administrator's does).  A no-op for other operations and callers.
  */
 extern void am_revocation_lock(AmOp op, const char *agent_id);
+
+/* ---- authz.c: who may do what on which agent (issue 10) ---- */
+
+/* The session user's standing, looked up once per call. */
+typedef struct AmCaller
+{
+	Oid			user;			/* GetSessionUserId() */
+	bool		admin;			/* member of agentmesh_admin (superusers are) */
+	bool		approver;
+	bool		auditor;
+	bool		requester;
+	bool		sees_all;		/* admin, approver or auditor */
+} AmCaller;
+
+/* What an operation needs of the caller on the agent (am_op_need). */
+typedef enum AmNeed
+{
+	AM_NEED_MANAGE,				/* an admin, or a requester of the agent's team */
+	AM_NEED_APPROVE,			/* a member of the policy's approver_role (am_may_approve) */
+	AM_NEED_ADMIN				/* an admin */
+} AmNeed;
+
+extern bool am_schema_has_teams(void);
+extern AmNeed am_op_need(AmOp op);
+extern void am_require_op(const AmCaller *c, AmNeed need, const char *opname,
+						  const char *agent_id, const char *team);
+extern bool am_member_of(Oid user, const char *role);
+extern void am_caller(AmCaller *c);
+extern char *am_caller_name(const AmCaller *c);
+extern bool am_may_see(const AmCaller *c, const char *team);
+extern bool am_may_manage(const AmCaller *c, const char *team);
+extern void am_require_admin(const AmCaller *c, const char *funcname);
+extern char *am_resolve_team(const AmCaller *c, const char *team);
+extern char *am_existing_role(const char *team);
+extern void am_check_policy_use(const AmCaller *c, const AmPolicyAccess *acc,
+								bool require_approval);
+extern bool am_may_approve(const AmCaller *c, const AmPolicyAccess *acc);
 
 /* ---- lifecycle.c ---- */
 

@@ -286,6 +286,16 @@ col_text(HeapTuple tup, TupleDesc desc, const char *name)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/* A name column (agents.team) as a C string; NULL if null. */
+static char *
+col_name(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = am_col(tup, desc, name, &isnull);
+
+	return isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+}
+
 static void
 read_chain(HeapTuple tup, TupleDesc desc, AmChain *chain)
 {
@@ -357,6 +367,13 @@ append_json_col(StringInfo buf, HeapTuple tup, TupleDesc desc, const char *name)
 	}
 	else if (att->atttypid == JSONBOID)
 		appendStringInfoString(buf, JsonbToCString(NULL, &DatumGetJsonbP(d)->root, VARSIZE_ANY(DatumGetPointer(d))));
+	else if (type_is_array(att->atttypid))
+	{
+		/* a list is a JSON array (policies.allowed_roles), as in other details */
+		text	   *js = DatumGetTextPP(DirectFunctionCall1(array_to_json, d));
+
+		appendStringInfoString(buf, text_to_cstring(js));
+	}
 	else
 	{
 		Oid			out;
@@ -386,6 +403,9 @@ append_old_new(StringInfo buf, HeapTuple oldtup, HeapTuple newtup, TupleDesc des
 		appendStringInfoString(buf, side == 0 ? ", \"old\": {" : ", \"new\": {");
 		for (i = 0; i < ncols; i++)
 		{
+			/* a schema still at 1.0 lacks the columns 1.1 added */
+			if (SPI_fnumber(desc, cols[i]) <= 0)
+				continue;
 			if (oldtup && !col_changed(oldtup, newtup, desc, cols[i]))
 				continue;
 			if (!first)
@@ -613,7 +633,10 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 									 descriptive_columns[i]);
 					only_heartbeat = false;
 				}
-			if (col_changed(oldtup, newtup, desc, "owner"))
+			if (SPI_fnumber(desc, "team") > 0 &&	/* 1.1 */
+				col_changed(oldtup, newtup, desc, "team"))
+				op = AM_OP_CHANGE_TEAM;
+			else if (col_changed(oldtup, newtup, desc, "owner"))
 				op = AM_OP_CHANGE_OWNER;
 			else if (!only_heartbeat)
 				op = AM_OP_UPDATE;
@@ -675,6 +698,9 @@ agentmesh_agents_guard(PG_FUNCTION_ARGS)
 		if (ev == AM_EV_OWNER_CHANGED)
 			details = am_details2("old_owner", oldtup ? col_text(oldtup, desc, "owner") : NULL,
 								  "new_owner", col_text(newtup, desc, "owner"));
+		else if (ev == AM_EV_TEAM_CHANGED)
+			details = am_details2("old_team", oldtup ? col_name(oldtup, desc, "team") : NULL,
+								  "new_team", col_name(newtup, desc, "team"));
 		else if (ev == AM_EV_DECOMMISSIONED)
 			details = jsonb_from_cstring(psprintf("{\"credentials_revoked\": %d}",
 												  revoked < 0 ? 0 : revoked));
@@ -808,7 +834,26 @@ check_inserted_policy_chain(HeapTuple tup, TupleDesc desc, const char *name)
 static bool
 replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool carries_chain)
 {
+	/* the 1.1 access columns, when the schema has them (issue 10) */
+	bool		access = SPI_fnumber(desc, "allowed_roles") > 0;
 	AmPlan		upd = {
+		access ?
+		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
+		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
+		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
+		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
+		" auto_decommission, allowed_roles, approver_role,"
+		" created_at, updated_at, audit_seq, audit_head) ="
+		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
+		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
+		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
+		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
+		" r.auto_decommission, r.allowed_roles, r.approver_role,"
+		" r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+		" FROM (SELECT ($1::agentmesh.policies).*) r"
+		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
+		"   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
+		"            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])" :
 		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
 		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
 		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
@@ -936,7 +981,8 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
 		for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
-			if (col_changed(oldtup, newtup, desc, am_policy_columns[i]))
+			if (SPI_fnumber(desc, am_policy_columns[i]) > 0 &&	/* 1.0: fewer */
+				col_changed(oldtup, newtup, desc, am_policy_columns[i]))
 			{
 				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);
 				any = true;

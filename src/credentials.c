@@ -256,8 +256,9 @@ agent_is_active(Oid nsp, Datum agent_id)
  * through SPI: the same two index lookups a query would make, without the
  * executor around them.
  */
-char *
-am_token_agent(const char *token, TimestampTz as_of, bool require_active)
+static char *
+token_lookup(const char *token, TimestampTz as_of, bool require_active,
+			 char **credential_id, TimestampTz *expires_at)
 {
 	uint8		h[PG_SHA256_DIGEST_LENGTH];
 	Relation	rel;
@@ -294,6 +295,10 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 			agent = datumCopy(am_col(tup, desc, "agent_id", &isnull),
 							  false, -1);
 			found = true;
+			if (credential_id)
+				*credential_id = TextDatumGetCString(am_col(tup, desc, "credential_id", &isnull));
+			if (expires_at)
+				*expires_at = expires;
 		}
 	}
 	systable_endscan(scan);
@@ -302,6 +307,23 @@ am_token_agent(const char *token, TimestampTz as_of, bool require_active)
 	if (!found || (require_active && !agent_is_active(nsp, agent)))
 		return NULL;
 	return TextDatumGetCString(agent);
+}
+
+char *
+am_token_agent(const char *token, TimestampTz as_of, bool require_active)
+{
+	return token_lookup(token, as_of, require_active, NULL, NULL);
+}
+
+/*
+ * The same check for lm_heartbeat(), which also reports the credential
+ * the token is (issue 10: the heartbeat result names it).
+ */
+char *
+am_token_credential(const char *token, TimestampTz as_of,
+					char **credential_id, TimestampTz *expires_at)
+{
+	return token_lookup(token, as_of, false, credential_id, expires_at);
 }
 
 /*

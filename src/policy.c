@@ -17,6 +17,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "access/htup_details.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/hsearch.h"
@@ -32,13 +34,18 @@ typedef struct PolicyEntry
 	AmPolicy	policy;
 } PolicyEntry;
 
-/* the settings of a policy: all required; the trigger lists the changed ones */
+/*
+ * The settings of a policy (the first AM_NUM_POLICY_SETTINGS: all
+ * required), then who may use it and approve under it (NULL allowed); the
+ * trigger lists the changed ones.
+ */
 const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS] = {
 	"require_approval", "require_owner", "require_distinct_approver",
 	"heartbeat_interval", "orphan_threshold", "max_inactive_days",
 	"max_credential_ttl", "rotation_overlap", "auto_rotate",
 	"revoke_on_decommission", "heartbeat_requires_token", "audit_heartbeats",
-	"auto_decommission"
+	"auto_decommission",
+	"allowed_roles", "approver_role"
 };
 
 static HTAB *policy_cache = NULL;
@@ -46,7 +53,8 @@ static HTAB *policy_cache = NULL;
 static AmPlan policy_plan = {
 	"SELECT require_approval, require_owner, require_distinct_approver,"
 	" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats, auto_rotate,"
-	" max_credential_ttl, rotation_overlap FROM agentmesh.policies WHERE name = $1",
+	" max_credential_ttl, rotation_overlap, heartbeat_interval"
+	" FROM agentmesh.policies WHERE name = $1",
 	1, {TEXTOID}
 };
 
@@ -104,6 +112,7 @@ read_policy(const char *name, AmPolicy *pol)
 		pol->auto_rotate = DatumGetBool(am_getcol(7, &isnull));
 		pol->max_credential_ttl = *DatumGetIntervalP(am_getcol(8, &isnull));
 		pol->rotation_overlap = *DatumGetIntervalP(am_getcol(9, &isnull));
+		pol->heartbeat_interval = *DatumGetIntervalP(am_getcol(10, &isnull));
 	}
 	am_finish(&priv);
 	return found;
@@ -148,6 +157,48 @@ am_load_policy(const char *name, AmPolicy *pol)
 	return true;
 }
 
+static AmPlan access_plan = {
+	"SELECT allowed_roles, approver_role FROM agentmesh.policies WHERE name = $1",
+	1, {TEXTOID}
+};
+
+/*
+ * Who may use a policy and approve under it; false when there is no such
+ * policy.  Read from the table each time (requests and approvals are not
+ * the hot path), into the caller's memory context.
+ */
+bool
+am_load_policy_access(const char *name, AmPolicyAccess *acc)
+{
+	AmPriv		priv;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		found;
+	bool		isnull;
+	Datum		d;
+
+	memset(acc, 0, sizeof(*acc));
+	if (!am_schema_has_teams())
+	{
+		AmPolicy	pol;
+
+		/* the 1.0 schema: no access columns, everyone as with NULL */
+		return am_load_policy(name, &pol);
+	}
+	am_connect(&priv);
+	am_exec(&access_plan, &arg, NULL, true, 1);
+	found = SPI_processed == 1;
+	if (found)
+	{
+		d = am_getcol(1, &isnull);
+		acc->has_allowed_roles = !isnull;
+		if (!isnull)
+			acc->allowed_roles = SPI_datumTransfer(d, false, -1);
+		acc->approver_role = am_getcol_text(2);
+	}
+	am_finish(&priv);
+	return found;
+}
+
 /* ----------------------------------------------------------------
  * Validation
  * ----------------------------------------------------------------
@@ -177,6 +228,63 @@ interval_is_duration(Datum iv)
 		!((i->day > 0 && i->time < 0) || (i->day < 0 && i->time > 0));
 }
 
+/* A role named in a policy must exist; 42704, without echoing the name. */
+static void
+require_role(const char *role, const char *column, const char *name)
+{
+	if (!OidIsValid(get_role_oid(role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("a role in %s of policy \"%s\" does not exist", column, name),
+				 errhint("Create the role first; %s names existing roles.", column)));
+}
+
+/*
+ * allowed_roles: NULL (see am_check_policy_use) or a one-dimensional array
+ * of existing roles without NULLs; empty means admins only.
+ * approver_role: NULL or an existing role.  22023 for a malformed array.
+ */
+static void
+validate_policy_roles(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d;
+
+	/* the 1.0 schema has neither */
+	if (SPI_fnumber(desc, "allowed_roles") <= 0)
+		return;
+	d = am_col(tup, desc, "allowed_roles", &isnull);
+
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for allowed_roles in policy \"%s\"", name),
+					 errdetail("The value must be a one-dimensional array of role names.")));
+		deconstruct_array(arr, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR,
+						  &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for allowed_roles in policy \"%s\"", name),
+						 errdetail("The value must not contain NULL.")));
+			require_role(NameStr(*DatumGetName(elems[i])), "allowed_roles", name);
+		}
+	}
+	d = am_col(tup, desc, "approver_role", &isnull);
+	if (!isnull)
+		require_role(NameStr(*DatumGetName(d)), "approver_role", name);
+}
+
 static const char *const duration_columns[] = {
 	"heartbeat_interval", "orphan_threshold", "max_credential_ttl", "rotation_overlap"
 };
@@ -199,7 +307,7 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 	int			i;
 
 	/* every setting is required; say so before comparing anything */
-	for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
+	for (i = 0; i < AM_NUM_POLICY_SETTINGS; i++)
 	{
 		(void) am_col(tup, desc, am_policy_columns[i], &isnull);
 		if (isnull)
@@ -249,4 +357,5 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for %s in policy \"%s\"", bad, name),
 				 errdetail("The value %s.", why)));
+	validate_policy_roles(tup, desc, name);
 }

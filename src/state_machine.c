@@ -39,7 +39,7 @@ const char *const am_event_names[AM_NUM_EVENTS] = {
 	"credential_rotated", "credential_expired", "heartbeat", "heartbeat_missed",
 	"suspended", "resumed", "orphan_detected", "decommission_started",
 	"decommissioned", "owner_changed", "credential_revoked",
-	"attributes_changed", "policy_changed"
+	"attributes_changed", "policy_changed", "team_changed"
 };
 
 /*
@@ -92,6 +92,9 @@ static const AmTransition transitions[AM_NUM_OPS] = {
 	{AM_EV_HEARTBEAT_MISSED, AM_EV_NONE}, false},
 	{AM_OP_UPDATE, "update", ALL_LIVE_STATES, AM_STATE_NONE,
 	{AM_EV_ATTRIBUTES_CHANGED, AM_EV_NONE}, false},
+	/* an admin moves an agent to another team (lm_change_team) */
+	{AM_OP_CHANGE_TEAM, "change_team", ALL_LIVE_STATES, AM_STATE_NONE,
+	{AM_EV_TEAM_CHANGED, AM_EV_NONE}, false},
 };
 
 const AmTransition *
@@ -239,6 +242,19 @@ lm_transitions(PG_FUNCTION_ARGS)
 	for (i = 0; i < AM_NUM_OPS; i++)
 	{
 		const AmTransition *t = &transitions[i];
+		int			e;
+		bool		known = true;
+
+		/*
+		 * An operation whose event the installed enum lacks (the 1.0 schema,
+		 * before ALTER EXTENSION UPDATE: team_changed) cannot happen there.
+		 */
+		for (e = 0; e < AM_MAX_OP_EVENTS && t->events[e] != AM_EV_NONE; e++)
+			if (!SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(event_type),
+									   CStringGetDatum(am_event_names[t->events[e]])))
+				known = false;
+		if (!known)
+			continue;
 
 		for (s = -1; s < AM_NUM_STATES; s++)
 		{

@@ -20,6 +20,16 @@
 
 CREATE TABLE public.upgrade_tokens (name text PRIMARY KEY, token text NOT NULL);
 
+-- A second login approves under require_distinct_approver: from 1.1 on the
+-- requester's and the approver's session users must differ (issue 10).
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_approver') THEN
+		CREATE ROLE upgrade_approver LOGIN;
+	END IF;
+END $$;
+GRANT agentmesh_approver TO upgrade_approver;
+
 -- policies: INSERT and UPDATE (policy_changed events)
 UPDATE agentmesh.policies SET max_inactive_days = 60 WHERE name = 'default';
 INSERT INTO agentmesh.policies (name, require_approval, require_owner, heartbeat_interval,
@@ -120,7 +130,9 @@ SELECT state FROM agentmesh.lm_change_owner(:'oc', 'grace', 'ops') \gset
 -- the long-lived agents: distinct approver, rotated once, tokens kept
 SELECT agent_id AS s1 FROM agentmesh.lm_request('stable-1', 'heidi', 'kept across the upgrade',
 		actor => 'heidi', policy => 'stable') \gset
+SET SESSION AUTHORIZATION upgrade_approver;
 SELECT state FROM agentmesh.lm_approve(:'s1', 'ivan') \gset
+RESET SESSION AUTHORIZATION;
 INSERT INTO public.upgrade_tokens
 	SELECT 'stable-1 first', token FROM agentmesh.lm_activate(:'s1', 'heidi');
 SELECT state FROM agentmesh.lm_heartbeat(:'s1') \gset
@@ -128,7 +140,9 @@ INSERT INTO public.upgrade_tokens
 	SELECT 'stable-1', token FROM agentmesh.lm_rotate_credentials(:'s1', 'heidi');
 SELECT agent_id AS s2 FROM agentmesh.lm_request('stable-2', 'heidi', actor => 'heidi',
 		policy => 'stable') \gset
+SET SESSION AUTHORIZATION upgrade_approver;
 SELECT state FROM agentmesh.lm_approve(:'s2', 'ivan') \gset
+RESET SESSION AUTHORIZATION;
 INSERT INTO public.upgrade_tokens
 	SELECT 'stable-2', token FROM agentmesh.lm_activate(:'s2', 'heidi');
 

@@ -99,6 +99,11 @@ def actor(rng):
     return pick(rng, ["NULL", "'fuzzer'", "'alice'"]) if rng.random() < 0.6 else text(rng)
 
 
+# teams: existing roles, a missing one, NULL, a refused character (issue 10)
+TEAMS = ["NULL", "'postgres'", "'agentmesh_requester'", "'pg_monitor'", "'no_such_role'",
+         "''", "'a\u200bb'", "repeat('r', 64)"]
+
+
 def call(fn, *args, from_clause=True):
     a = ", ".join(args)
     return "SELECT count(*) FROM agentmesh.%s(%s)" % (fn, a)
@@ -128,7 +133,8 @@ GENERATORS = {
                                       text(r) if r.random() < .3 else "''",
                                       text(r) if r.random() < .3 else "'autonomous'",
                                       actor(r), pick(r, JSONB) if r.random() < .5 else "'{}'",
-                                      pick(r, POLICY_NAMES) if r.random() < .3 else "'default'")),
+                                      pick(r, POLICY_NAMES) if r.random() < .3 else "'default'",
+                                      pick(r, TEAMS) if r.random() < .3 else "NULL")),
     "lm_approve": (8, lambda r: call("lm_approve", agent(r), actor(r))),
     "lm_reject": (3, lambda r: call("lm_reject", agent(r), text(r), actor(r))),
     "lm_activate": (8, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_activate(%s, %s)" % (agent(r), actor(r))),
@@ -137,6 +143,7 @@ GENERATORS = {
     "lm_resume": (4, lambda r: call("lm_resume", agent(r), actor(r))),
     "lm_decommission": (3, lambda r: call("lm_decommission", agent(r), text(r), actor(r))),
     "lm_change_owner": (4, lambda r: call("lm_change_owner", agent(r), text(r), actor(r))),
+    "lm_change_team": (2, lambda r: call("lm_change_team", agent(r), pick(r, TEAMS) if r.random() < .7 else text(r), actor(r))),
     "lm_rotate_credentials": (6, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_rotate_credentials(%s, %s)" % (agent(r), actor(r))),
     "lm_revoke_credentials": (3, lambda r: call("lm_revoke_credentials", agent(r), text(r), actor(r))),
     "lm_verify_credential": (8, lambda r: call("lm_verify_credential", pick(r, TOKENS) if r.random() < .6 else text(r))),

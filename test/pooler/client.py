@@ -53,7 +53,7 @@ for r in range(rounds):
     token = row[0]
     for i in range(10):
         c = agents[(r + i) % len(agents)]
-        row = one(c, "SELECT heartbeat_count FROM agentmesh.lm_heartbeat(%s, %s)", (agent_id, token))
+        row = one(c, "SELECT state FROM agentmesh.lm_heartbeat(%s, %s)", (agent_id, token))
         if row is not None:
             counts["heartbeats"] += 1
         row = one(c, "SELECT agentmesh.lm_verify_credential(%s)", (token,))

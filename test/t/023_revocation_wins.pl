@@ -47,11 +47,12 @@ CREATE ROLE agent_login LOGIN IN ROLE agentmesh_agent;
 CREATE ROLE req_login LOGIN IN ROLE agentmesh_requester;
 CREATE ROLE admin_login LOGIN IN ROLE agentmesh_admin;
 CREATE ROLE admin2_login LOGIN IN ROLE agentmesh_admin;
--- not an administrator, but allowed to suspend: waits as before
-CREATE ROLE ops_login LOGIN;
-GRANT USAGE ON SCHEMA agentmesh TO ops_login;
-GRANT EXECUTE ON FUNCTION agentmesh.lm_suspend(text, text, text) TO ops_login;
--- and to lock agent rows in plain SQL, so that two of its sessions can share one
+-- not an administrator, but a requester of the agents' team, so allowed to
+-- suspend them: waits as before
+CREATE ROLE ops_login LOGIN IN ROLE agentmesh_requester, req_login;
+-- and to lock agent rows in plain SQL, so that two of its sessions can share
+-- one (BYPASSRLS: row locks of a plain SELECT also need an UPDATE policy)
+ALTER ROLE ops_login BYPASSRLS;
 GRANT SELECT (agent_id), UPDATE (purpose) ON agentmesh.agents TO ops_login;
 -- the SQLSTATE of a statement, or 'ok'
 CREATE FUNCTION public.try(q text) RETURNS text LANGUAGE plpgsql AS
@@ -61,7 +62,8 @@ GRANT EXECUTE ON FUNCTION public.try(text) TO PUBLIC;
 
 sub active_agent
 {
-	my $id = sql("SELECT agent_id FROM agentmesh.lm_request('bot', 'alice\@example.com')");
+	# of req_login's team, so that the requester may rotate it (issue 10)
+	my $id = sql("SELECT agent_id FROM agentmesh.lm_request('bot', 'alice\@example.com', team => 'req_login')");
 	sql("SELECT agentmesh.lm_approve('$id', 'approver')");
 	my $tok = sql("SELECT token FROM agentmesh.lm_activate('$id')");
 	return ($id, $tok);
@@ -154,7 +156,7 @@ is(sql('SHOW agentmesh_lifecycle.revocation_wait'), '5s', 'the default bound is 
 	my ($id, $tok) = active_agent();
 	my $count = sql("SELECT heartbeat_count FROM agentmesh.agents WHERE agent_id = '$id'");
 	my ($bg, $pid) = holder('agent_login',
-		"SELECT heartbeat_count FROM agentmesh.lm_heartbeat('$id', '$tok')");
+		"SELECT state FROM agentmesh.lm_heartbeat('$id', '$tok')");
 	my ($ok, $out, $err, $dt) = timed('admin_login', undef,
 		"SELECT credential_id IS NULL FROM agentmesh.lm_revoke_credentials('$id', 'leaked')");
 	ok($ok, 'revoke with a heartbeat holder succeeds') or diag($err);
@@ -179,7 +181,7 @@ is(sql('SHOW agentmesh_lifecycle.revocation_wait'), '5s', 'the default bound is 
 {
 	my ($id, $tok) = active_agent();
 	my ($bg, $pid) = holder('agent_login', 'SAVEPOINT s1',
-		"SELECT heartbeat_count FROM agentmesh.lm_heartbeat('$id', '$tok')");
+		"SELECT state FROM agentmesh.lm_heartbeat('$id', '$tok')");
 	my ($ok, $out, $err, $dt) = timed('admin_login', 1000,
 		"SELECT credential_id IS NULL FROM agentmesh.lm_revoke_credentials('$id', 'leaked')");
 	ok($ok, 'revoke with a holder in a savepoint succeeds') or diag($err);
@@ -278,7 +280,7 @@ for my $who ('admin2_login', 'superuser')
 		my ($user, $call) = @$case;
 		my ($callname) = $call =~ /^(\w+)/;
 		my ($bg, $pid) = holder('agent_login',
-			"SELECT heartbeat_count FROM agentmesh.lm_heartbeat('$id', '$tok')");
+			"SELECT state FROM agentmesh.lm_heartbeat('$id', '$tok')");
 		my $w = $node->background_psql('postgres', on_error_stop => 0,
 			extra_params => [ '-U', $user ]);
 		my $wpid = $w->query_safe('SELECT pg_backend_pid()');

@@ -140,11 +140,13 @@ is($node->safe_psql('up', $seals_ok), 't', '1.0: the seals recompute and are cha
 # ALTER EXTENSION UPDATE: the data stays exactly as it was
 # ---------------------------------------------------------------------------
 # Every row of every table (whole rows: nothing may change, not even
-# xact_id), and the sequences.
+# xact_id), and the sequences.  The columns 1.1 adds are left out here
+# (agents.team, policies.allowed_roles and approver_role) and checked below.
 my $snapshot = q{
-SELECT (SELECT md5(string_agg(a::text, '|' ORDER BY agent_id)) FROM agentmesh.agents a)
+SELECT (SELECT md5(string_agg((to_jsonb(a) - 'team')::text, '|' ORDER BY agent_id)) FROM agentmesh.agents a)
 	|| (SELECT md5(string_agg(c::text, '|' ORDER BY credential_id)) FROM agentmesh.credentials c)
-	|| (SELECT md5(string_agg(p::text, '|' ORDER BY name)) FROM agentmesh.policies p)
+	|| (SELECT md5(string_agg((to_jsonb(p) - ARRAY['allowed_roles', 'approver_role'])::text, '|'
+						  ORDER BY name)) FROM agentmesh.policies p)
 	|| (SELECT md5(string_agg(e::text, '|' ORDER BY event_id)) FROM agentmesh.audit_events e)
 	|| (SELECT md5(string_agg(s::text, '|' ORDER BY seal_id)) FROM agentmesh.audit_seals s)
 	|| (SELECT md5((last_value, is_called)::text) FROM agentmesh.audit_events_event_id_seq)
@@ -157,6 +159,15 @@ SELECT (SELECT md5(string_agg(e::text, '|' ORDER BY event_id)) FROM agentmesh.au
 	|| (SELECT md5(string_agg(s::text, '|' ORDER BY seal_id)) FROM agentmesh.audit_seals s
 		 WHERE seal_id <= %d)
 };
+# An agent whose requesting login is gone by the update gets no team
+# (docs/upgrades.md): admins, approvers and auditors see it, admins manage it.
+$node->safe_psql('up', q{
+CREATE ROLE upgrade_gone LOGIN IN ROLE agentmesh_requester;
+SET SESSION AUTHORIZATION upgrade_gone;
+SELECT agentmesh.lm_request('gone-requester', 'olga');
+RESET SESSION AUTHORIZATION;
+DROP ROLE upgrade_gone;
+});
 my $before = $node->safe_psql('up', $snapshot);
 my ($last_event, $last_seal) = split /\|/, $node->safe_psql('up',
 	'SELECT (SELECT max(event_id) FROM agentmesh.audit_events), '
@@ -168,6 +179,19 @@ is($node->safe_psql('up', $extversion), '1.1', 'ALTER EXTENSION UPDATE goes to 1
 is($node->safe_psql('up', $snapshot), $before,
 	'agents, credentials, policies, audit events, seals and sequences are unchanged by the update');
 is($node->safe_psql('up', $verify), 't|t|||||', 'after the update: chains intact');
+# Teams of 1.0 agents (docs/upgrades.md): the login that requested the agent,
+# the db_user of its requested event, when that role exists; else none.
+is($node->safe_psql('up', q{
+SELECT count(*), count(*) FILTER (WHERE a.team IS NOT DISTINCT FROM
+		(SELECT e.db_user::name FROM agentmesh.audit_events e
+		  WHERE e.agent_id = a.agent_id AND e.event_type = 'requested' AND e.seq = 1
+			AND EXISTS (SELECT FROM pg_roles r WHERE r.rolname = e.db_user))),
+	   count(*) FILTER (WHERE a.team IS NULL) > 0
+  FROM agentmesh.agents a}), '27|27|t',
+	'after the update: every 1.0 agent has its requester as team, or none when that role is gone');
+is($node->safe_psql('up', q{SELECT count(*) FROM agentmesh.policies
+	WHERE allowed_roles IS NOT NULL OR approver_role IS NOT NULL}), '0',
+	'after the update: no policy restricts its roles');
 is($node->safe_psql('up', $seals_ok), 't', 'after the update: seals recompute');
 is( $node->safe_psql('up', q{
 SELECT (SELECT tree_size FROM agentmesh.lm_audit_checkpoint()) = (SELECT sum(event_count) FROM agentmesh.audit_seals)
@@ -189,13 +213,15 @@ SELECT 'upgraded tokens' AS what, t.name, agentmesh.lm_verify_credential(t.token
  ORDER BY 2;
 -- upgraded agents: heartbeat with the token (audited), rotate, change owner,
 -- resume, reclaim, approve, reject
-SELECT 'heartbeat upgraded' AS what, state, heartbeat_count
-  FROM agentmesh.lm_heartbeat(:'au', (SELECT token FROM public.upgrade_tokens WHERE name = 'audited'));
+SELECT agentmesh.lm_heartbeat(:'au', (SELECT token FROM public.upgrade_tokens WHERE name = 'audited'))
+	IS NOT NULL AS beat \gset
+SELECT 'heartbeat upgraded' AS what, state, heartbeat_count FROM agentmesh.agents WHERE agent_id = :'au';
 INSERT INTO public.upgrade_tokens
 	SELECT 'stable-2 rotated', token FROM agentmesh.lm_rotate_credentials(:'s2', 'heidi');
 SELECT 'rotated upgraded' AS what, name, agentmesh.lm_verify_credential(token) = :'s2'
   FROM public.upgrade_tokens WHERE name LIKE 'stable-2%' ORDER BY name;
-SELECT 'heartbeat upgraded' AS what, state, heartbeat_count FROM agentmesh.lm_heartbeat(:'s1');
+SELECT agentmesh.lm_heartbeat(:'s1') IS NOT NULL AS beat \gset
+SELECT 'heartbeat upgraded' AS what, state, heartbeat_count FROM agentmesh.agents WHERE agent_id = :'s1';
 SELECT 'change owner upgraded' AS what, state, owner FROM agentmesh.lm_change_owner(:'s1', 'ivan', 'ops');
 SELECT 'resume upgraded' AS what, state
   FROM agentmesh.lm_resume((SELECT agent_id FROM agentmesh.agents WHERE name = 'suspended'), 'ops');
@@ -208,10 +234,13 @@ SELECT 'reject upgraded' AS what, state FROM agentmesh.lm_reject('agent:sql-inse
 -- a new agent: request, approve (distinct approver), activate, heartbeat, rotate, verify
 SELECT agent_id AS nw FROM agentmesh.lm_request('after-upgrade', 'mallory', 'made on 1.1',
 		actor => 'mallory', policy => 'stable') \gset
+SET SESSION AUTHORIZATION upgrade_approver;
 SELECT 'new' AS what, state FROM agentmesh.lm_approve(:'nw', 'ivan');
+RESET SESSION AUTHORIZATION;
 INSERT INTO public.upgrade_tokens
 	SELECT 'after-upgrade', token FROM agentmesh.lm_activate(:'nw', 'mallory');
-SELECT 'new' AS what, state, heartbeat_count FROM agentmesh.lm_heartbeat(:'nw');
+SELECT agentmesh.lm_heartbeat(:'nw') IS NOT NULL AS beat \gset
+SELECT 'new' AS what, state, heartbeat_count FROM agentmesh.agents WHERE agent_id = :'nw';
 INSERT INTO public.upgrade_tokens
 	SELECT 'after-upgrade rotated', token FROM agentmesh.lm_rotate_credentials(:'nw', 'mallory');
 SELECT 'new' AS what, name, agentmesh.lm_verify_credential(token) = :'nw'
@@ -334,7 +363,7 @@ same_description($node->safe_psql('ctl', $describe), $desc_fresh, 'control',
 my @changes = (
 	[ 'a function comment', q{COMMENT ON FUNCTION agentmesh.lm_get(text) IS 'x'} ],
 	[ 'a column default', q{ALTER TABLE agentmesh.agents ALTER COLUMN purpose SET DEFAULT 'x'} ],
-	[ 'a table grant', q{GRANT SELECT ON agentmesh.credentials TO agentmesh_requester} ],
+	[ 'a table grant', q{GRANT SELECT ON agentmesh.credentials TO agentmesh_agent} ],
 	[ 'a column grant', q{GRANT SELECT (revoked_at) ON agentmesh.credentials TO agentmesh_agent} ],
 	[ 'a function grant', q{GRANT EXECUTE ON FUNCTION agentmesh.lm_summary() TO PUBLIC} ],
 	[ 'a column comment', q{COMMENT ON COLUMN agentmesh.agents.tags IS 'x'} ],
@@ -348,7 +377,8 @@ my @changes = (
 	[ 'a constraint', q{ALTER TABLE agentmesh.agents ADD CONSTRAINT agents_name_check CHECK (name <> '')} ],
 	[ 'a trigger\'s firing mode', q{ALTER TABLE agentmesh.agents ENABLE TRIGGER agents_guard} ],
 	[ 'a table option', q{ALTER TABLE agentmesh.agents SET (fillfactor = 80)} ],
-	[ 'row security', q{ALTER TABLE agentmesh.agents ENABLE ROW LEVEL SECURITY} ],
+	[ 'row security', q{ALTER TABLE agentmesh.policies ENABLE ROW LEVEL SECURITY} ],
+	[ 'forced row security', q{ALTER TABLE agentmesh.agents FORCE ROW LEVEL SECURITY} ],
 	[ 'a row-security policy', q{CREATE POLICY p ON agentmesh.agents USING (true)} ],
 	[ 'a sequence parameter', q{ALTER SEQUENCE agentmesh.audit_seals_seal_id_seq CACHE 10} ],
 	[ 'a configuration table\'s condition', q{UPDATE pg_catalog.pg_extension

@@ -102,7 +102,7 @@ is($node->safe_psql('postgres', 'SELECT intact FROM agentmesh.lm_verify_audit()'
 # the calls were extended-protocol binds (unnamed statements), and the
 # agent login's log_parameter_max_length = 0 kept the tokens out of the log
 my $pglog = slurp_file($node->logfile);
-like($pglog, qr/execute <unnamed>: SELECT heartbeat_count FROM agentmesh\.lm_heartbeat\(\$1, \$2\)/,
+like($pglog, qr/execute <unnamed>: SELECT state FROM agentmesh\.lm_heartbeat\(\$1, \$2\)/,
 	'heartbeats arrived as extended-protocol binds');
 unlike($pglog, qr/amk_/, 'no token in the server log');
 # two server connections served every client
