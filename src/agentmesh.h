@@ -225,6 +225,51 @@ extern char *am_random_id(const char *prefix, int nbytes);
 extern bool am_token_hash(const char *token, uint8 *hash_out);
 extern char *am_token_agent(const char *token, TimestampTz as_of, bool require_active);
 
+/* ---- credentials that reach their agents (issue 12): handover.c, credentials.c ---- */
+
+#define AM_TOKEN_LEN			76	/* "amk_" + 64 hex + 8 hex CRC-32C */
+#define AM_HANDOVER_SEALED_LEN	(AM_TOKEN_LEN + 32)	/* ciphertext + HMAC tag */
+/* a credential's last_used_at is written at most once per this many seconds */
+#define AM_LAST_USED_INTERVAL_SECS 60
+
+extern void am_handover_seal(const char *pred_token, const char *agent_id, const char *pred_id,
+							 const char *succ_id, const char *succ_token, uint8 *out);
+extern bool am_handover_open(const char *pred_token, const char *agent_id, const char *pred_id,
+							 const char *succ_id, const uint8 *sealed, size_t sealed_len,
+							 char *succ_out);
+
+/* What a live token is, found through the token_hash index (credentials.c). */
+typedef struct AmTokenInfo
+{
+	char	   *agent_id;
+	char	   *credential_id;
+	TimestampTz issued_at;
+	TimestampTz expires_at;		/* when this token stops verifying, as stored now */
+	bool		last_used_null;
+	TimestampTz last_used_at;
+} AmTokenInfo;
+
+/*
+ * For the heartbeat (issue 10's heartbeat_result): whether a sealed
+ * successor of the credential a token names waits for
+ * lm_claim_credential(token).  Call after the token verified; false when
+ * the token is not live at as_of.
+ */
+typedef struct AmTokenStatus
+{
+	char	   *credential_id;	/* the presented token's credential */
+	TimestampTz expires_at;		/* when the presented token stops verifying */
+	bool		successor_waiting;
+	char	   *successor_id;	/* NULL unless successor_waiting */
+} AmTokenStatus;
+
+extern bool am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *info);
+extern bool am_token_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
+extern void am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row);
+extern void am_set_handover_rotation(bool on);
+extern bool am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_token,
+							   TimestampTz now, AmGrant *grant);
+
 /* ---- policy ---- */
 
 typedef struct AmPolicy
@@ -240,7 +285,7 @@ typedef struct AmPolicy
 	Interval	rotation_overlap;
 } AmPolicy;
 
-#define AM_NUM_POLICY_COLUMNS 13
+#define AM_NUM_POLICY_COLUMNS 14
 extern const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS];
 
 extern bool am_load_policy(const char *name, AmPolicy *pol);
@@ -270,22 +315,27 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
 	" AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold)"
 #define AM_NO_OWNER_HIT \
 	"(a.owner IS NULL AND a.state <> 'pending_approval')"
+#define AM_LAST_ACTIVITY "GREATEST(a.last_heartbeat, a.updated_at, a.last_used_at)"
 #define AM_INACTIVE_HIT \
-	"($1 - GREATEST(a.last_heartbeat, a.updated_at) > make_interval(days => p.max_inactive_days))"
+	"($1 - " AM_LAST_ACTIVITY " > make_interval(days => p.max_inactive_days))"
 
 /* the reasons the maintenance pass acts on for an active agent */
 #define AM_ORPHAN_HIT \
 	"(a.state = 'active' AND (" AM_SILENT_HIT " OR " AM_NEVER_HIT " OR " AM_NO_OWNER_HIT "))"
 /*
  * Active agents whose credential am_rotate_if_needed() may act on: none
- * issued, inside the rotation window or expired (auto_rotate on), or expired
- * (auto_rotate off; whether that is already recorded is decided under the
- * lock).  A superset of what is acted on.
+ * issued, past rotate_after of its lifetime, inside the rotation window or
+ * expired (auto_rotate on), or expired (auto_rotate off; whether that is
+ * already recorded is decided under the lock).  A superset of what is
+ * acted on.
  */
+#define AM_ROTATE_DUE(as_of) \
+	"(a.credential_issued_at + (a.credential_expires_at - a.credential_issued_at) * p.rotate_after <= " as_of ")"
 #define AM_ROTATION_HIT \
 	"(a.state = 'active'" \
 	" AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL" \
 	"      OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)" \
+	"      OR (p.auto_rotate AND " AM_ROTATE_DUE("$1") ")" \
 	"      OR (NOT p.auto_rotate AND a.credential_expires_at <= $1)))"
 
 typedef enum AmRotateAction

@@ -21,7 +21,8 @@
 /*
  * The four reasons of the Python reference, with its defects fixed: "never
  * sent a heartbeat" counts from activation, not creation; inactivity counts
- * from the last heartbeat or administrative change; one row per reason.
+ * from the last heartbeat, administrative change or use of a credential
+ * (last_used_at); one row per reason.
  * Orphaned and decommissioned agents are not candidates.
  *
  * The rules are written once, here, as a LATERAL VALUES list over agent "a"
@@ -44,9 +45,9 @@
 	"     'No owner assigned', NULL::float8)," \
 	"    ('inactive', " AM_INACTIVE_HIT "," \
 	"     format('Inactive for %s days (max: %s)'," \
-	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400)," \
+	"            floor(extract(epoch FROM $1 - " AM_LAST_ACTIVITY ") / 86400)," \
 	"            p.max_inactive_days)," \
-	"     extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at))::float8 / 86400)" \
+	"     extract(epoch FROM $1 - " AM_LAST_ACTIVITY ")::float8 / 86400)" \
 	"  ) AS r(code, hit, reason, days)"
 
 static AmPlan detect_plan = {
@@ -125,7 +126,8 @@ static AmPlan rotation_candidates_plan = {
 };
 static AmPlan rotation_state_plan = {
 	"SELECT a.credential_id, a.credential_expires_at, p.auto_rotate, p.rotation_overlap,"
-	"       COALESCE(c.expired_recorded, false), $2 - a.credential_expires_at"
+	"       COALESCE(c.expired_recorded, false), $2 - a.credential_expires_at,"
+	"       COALESCE(" AM_ROTATE_DUE("$2") ", false)"
 	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
 	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id"
 	" WHERE a.agent_id = $1 AND a.state = 'active'"
@@ -137,6 +139,31 @@ static AmPlan mark_expired_plan = {
 	1, {TEXTOID}
 };
 
+
+/*
+ * A rotation by the pass: the agent's reserved successor, sealed under the
+ * current token, becomes its credential (credentials.c), so that the agent
+ * claims it with the token it holds; a plain rotation when there is none.
+ */
+static void
+rotate_with_handover(const char *agent_id, TimestampTz as_of)
+{
+	AmGrant		grant;
+	AmState		st;
+
+	am_set_handover_rotation(true);
+	PG_TRY();
+	{
+		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+	}
+	PG_FINALLY();
+	{
+		am_set_handover_rotation(false);
+	}
+	PG_END_TRY();
+	if (grant.token)
+		explicit_bzero(grant.token, AM_TOKEN_LEN);
+}
 
 /*
  * Apply the rotation policy to one active agent as of a time (inside
@@ -156,6 +183,7 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 	Interval   *past;
 	AmGrant		grant;
 	AmState		st;
+	bool		due;
 
 	v[0] = CStringGetTextDatum(agent_id);
 	v[1] = TimestampTzGetDatum(as_of);
@@ -180,10 +208,12 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 		*detail = "No credential found, issued new one";
 		return AM_RA_ISSUED;
 	}
+	due = DatumGetBool(am_getcol(7, &isnull));
 	if (expires <= as_of)
 	{
 		if (auto_rotate)
 		{
+			/* the token expired: nobody can claim a successor sealed under it */
 			am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
 			*detail = "Credential expired, auto-rotated";
 			return AM_RA_ROTATED;
@@ -207,8 +237,14 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 										 DirectFunctionCall1(interval_um,
 															 IntervalPGetDatum(overlap)))))
 	{
-		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+		rotate_with_handover(agent_id, as_of);
 		*detail = "Pre-expiry rotation (inside the rotation overlap)";
+		return AM_RA_ROTATED;
+	}
+	if (auto_rotate && due)
+	{
+		rotate_with_handover(agent_id, as_of);
+		*detail = "Scheduled rotation (rotate_after of the lifetime reached)";
 		return AM_RA_ROTATED;
 	}
 	*detail = "Credential valid";
