@@ -247,6 +247,7 @@ typedef struct AmTokenInfo
 	TimestampTz expires_at;		/* when this token stops verifying, as stored now */
 	bool		last_used_null;
 	TimestampTz last_used_at;
+	bool		trackable;		/* false on the 1.0 schema: no last_used_at */
 } AmTokenInfo;
 
 /*
@@ -267,6 +268,7 @@ extern bool am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *i
 extern bool am_token_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
 extern void am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row);
 extern void am_set_handover_rotation(bool on);
+extern bool am_schema_is_1_1(void);
 extern bool am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_token,
 							   TimestampTz now, AmGrant *grant);
 
@@ -315,9 +317,16 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
 	" AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold)"
 #define AM_NO_OWNER_HIT \
 	"(a.owner IS NULL AND a.state <> 'pending_approval')"
+/*
+ * The last sign of life: heartbeat, administrative change, or (1.1) use of
+ * a credential.  The _10 forms serve a database still on the 1.0 schema
+ * (before ALTER EXTENSION UPDATE), which the library must keep running.
+ */
 #define AM_LAST_ACTIVITY "GREATEST(a.last_heartbeat, a.updated_at, a.last_used_at)"
-#define AM_INACTIVE_HIT \
-	"($1 - " AM_LAST_ACTIVITY " > make_interval(days => p.max_inactive_days))"
+#define AM_LAST_ACTIVITY_10 "GREATEST(a.last_heartbeat, a.updated_at)"
+#define AM_INACTIVE_HIT_AT(act) \
+	"($1 - " act " > make_interval(days => p.max_inactive_days))"
+#define AM_INACTIVE_HIT AM_INACTIVE_HIT_AT(AM_LAST_ACTIVITY)
 
 /* the reasons the maintenance pass acts on for an active agent */
 #define AM_ORPHAN_HIT \
@@ -331,12 +340,14 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
  */
 #define AM_ROTATE_DUE(as_of) \
 	"(a.credential_issued_at + (a.credential_expires_at - a.credential_issued_at) * p.rotate_after <= " as_of ")"
-#define AM_ROTATION_HIT \
+#define AM_ROTATION_HIT_AT(due) \
 	"(a.state = 'active'" \
 	" AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL" \
 	"      OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)" \
-	"      OR (p.auto_rotate AND " AM_ROTATE_DUE("$1") ")" \
+	"      OR (p.auto_rotate AND " due ")" \
 	"      OR (NOT p.auto_rotate AND a.credential_expires_at <= $1)))"
+#define AM_ROTATION_HIT AM_ROTATION_HIT_AT(AM_ROTATE_DUE("$1"))
+#define AM_ROTATION_HIT_10 AM_ROTATION_HIT_AT("false")
 
 typedef enum AmRotateAction
 {

@@ -840,7 +840,8 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
 		for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
-			if (col_changed(oldtup, newtup, desc, am_policy_columns[i]))
+			if (SPI_fnumber(desc, am_policy_columns[i]) > 0 &&	/* 1.0 tables lack some */
+				col_changed(oldtup, newtup, desc, am_policy_columns[i]))
 			{
 				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);
 				any = true;

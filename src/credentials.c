@@ -199,6 +199,19 @@ static AmPlan promote_plan = {
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
+/*
+ * Is the database on the 1.1 schema?  The library also serves a database
+ * still on 1.0 (before ALTER EXTENSION UPDATE), which has no hand-overs and
+ * no last_used_at.  A syscache lookup.
+ */
+bool
+am_schema_is_1_1(void)
+{
+	Oid			nsp = get_namespace_oid(AM_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("credential_handovers", nsp));
+}
+
 /* set by the maintenance pass around a rotation: promote instead of issuing */
 static bool handover_rotation = false;
 
@@ -312,8 +325,10 @@ am_issue_credential(const char *agent_id, Interval *ttl, Interval *overlap,
 	char	   *token;
 	bool		promote = handover_rotation;
 
+	bool		v11 = am_schema_is_1_1();
+
 	handover_rotation = false;
-	if (promote && promote_successor(agent_id, ttl, overlap, now, grant))
+	if (promote && v11 && promote_successor(agent_id, ttl, overlap, now, grant))
 		return;
 
 	sv[0] = CStringGetTextDatum(agent_id);
@@ -333,11 +348,13 @@ am_issue_credential(const char *agent_id, Interval *ttl, Interval *overlap,
 
 	/* an earlier reservation belongs to a superseded credential */
 	sv[1] = CStringGetTextDatum(grant->credential_id);
-	am_exec(&drop_handovers_plan, sv, NULL, false, 0);
+	if (v11)
+		am_exec(&drop_handovers_plan, sv, NULL, false, 0);
 
 	sha256(grant->token, TOKEN_LEN, h);
 	insert_credential(grant->credential_id, sv[0], h, now, ttl, grant);
-	reserve_successor(agent_id, grant->credential_id, grant->token, now);
+	if (v11)
+		reserve_successor(agent_id, grant->credential_id, grant->token, now);
 }
 
 static AmPlan revoke_plan = {
@@ -360,7 +377,8 @@ am_revoke_all_credentials(const char *agent_id, const char *reason, TimestampTz 
 	n = (int) SPI_processed;
 	/* no successor of a revoked credential may be claimed or promoted */
 	v[1] = CStringGetTextDatum("");
-	am_exec(&drop_handovers_plan, v, NULL, false, 0);
+	if (am_schema_is_1_1())
+		am_exec(&drop_handovers_plan, v, NULL, false, 0);
 	return n;
 }
 
@@ -407,7 +425,14 @@ am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *info)
 		expires = DatumGetTimestampTz(am_col(tup, desc, "expires_at", &isnull));
 		if (revoked_null && issued <= as_of && as_of < expires)
 		{
-			Datum		lu = am_col(tup, desc, "last_used_at", &info->last_used_null);
+			int			lucol = SPI_fnumber(desc, "last_used_at");
+			Datum		lu = (Datum) 0;
+
+			/* absent from a 1.0 table: then nothing is tracked */
+			info->trackable = lucol > 0;
+			info->last_used_null = true;
+			if (info->trackable)
+				lu = heap_getattr(tup, lucol, desc, &info->last_used_null);
 
 			info->agent_id = TextDatumGetCString(am_col(tup, desc, "agent_id", &isnull));
 			info->credential_id = TextDatumGetCString(am_col(tup, desc, "credential_id", &isnull));
@@ -483,6 +508,8 @@ am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
 	Datum		v[4];
 	bool		first = info->last_used_null;
 
+	if (!info->trackable)
+		return;
 	if (!first && now - info->last_used_at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC)
 		return;
 	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode())
@@ -618,7 +645,7 @@ am_token_status(const char *token, TimestampTz as_of, AmTokenStatus *st)
 		return false;
 	st->credential_id = info.credential_id;
 	st->expires_at = info.expires_at;
-	if (handover_of(info.credential_id, &promoted, &succ) && promoted)
+	if (info.trackable && handover_of(info.credential_id, &promoted, &succ) && promoted)
 	{
 		st->successor_waiting = true;
 		st->successor_id = succ;
@@ -702,6 +729,7 @@ am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_t
 	used.expires_at = grant->expires_at;
 	used.last_used_null = true;
 	used.last_used_at = 0;
+	used.trackable = true;
 	am_track_use(&used, now, true);
 
 	reserve_successor(agent_id, grant->credential_id, grant->token, now);

@@ -203,6 +203,9 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 	/* every setting is required; say so before comparing anything */
 	for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
 	{
+		/* a 1.0 table, before ALTER EXTENSION UPDATE, lacks the 1.1 settings */
+		if (SPI_fnumber(desc, am_policy_columns[i]) <= 0)
+			continue;
 		(void) am_col(tup, desc, am_policy_columns[i], &isnull);
 		if (isnull)
 			ereport(ERROR,
@@ -247,7 +250,7 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 	if (bad == NULL && (days <= 0 || days > 36500))
 		bad = "max_inactive_days", why = "must be between 1 and 36500";
 	/* issue 12: a fraction of the lifetime; NaN fails both comparisons */
-	if (bad == NULL)
+	if (bad == NULL && SPI_fnumber(desc, "rotate_after") > 0)
 	{
 		float8		ra = DatumGetFloat8(am_col(tup, desc, "rotate_after", &isnull));
 
