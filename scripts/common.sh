@@ -56,6 +56,8 @@ unset LANGUAGE
 #  - util-linux: provides runuser (Essential on Debian, listed for clarity).
 #  - python3: test/fuzz/run.sh generates its calls with test/fuzz/gen.py; a
 #    minimal Debian 12 image has no python3.
+#  - python3-psycopg: the reference agent (examples/agent.py), which
+#    test/t/040_agent_rotation.pl runs.
 REQUIRED_PACKAGES=(
     build-essential
     postgresql-15
@@ -64,6 +66,7 @@ REQUIRED_PACKAGES=(
     libipc-run-perl
     perl
     python3
+    python3-psycopg
     util-linux
 )
 
