@@ -221,13 +221,19 @@ ROLLBACK;
 SELECT agent_id AS e FROM agentmesh.lm_request('used-bot', 'o@example.com', policy => 'ho') \gset
 SELECT credential_id AS e_c0, token AS e_t0 FROM agentmesh.lm_activate(:'e') \gset
 SELECT last_used_at IS NULL AS never_used FROM agentmesh.credentials WHERE credential_id = :'e_c0';
+-- a verification writes nothing itself: it queues the use, which the next
+-- maintenance pass writes (the worker's, here lm_run_maintenance())
 SELECT agentmesh.lm_verify_credential(:'e_t0') = :'e' AS verifies;
+SELECT last_used_at IS NULL AS not_written_by_the_verification
+  FROM agentmesh.credentials WHERE credential_id = :'e_c0';
+SELECT seals >= 0 AS pass FROM agentmesh.lm_run_maintenance();
 SELECT c.last_used_at IS NOT NULL AS cred_used, a.last_used_at = c.last_used_at AS agent_used,
 	   c.xmin AS x1, a.xmin AS ax1
   FROM agentmesh.credentials c JOIN agentmesh.agents a USING (agent_id)
  WHERE c.credential_id = :'e_c0' \gset
 SELECT :'cred_used' AS cred_used, :'agent_used' AS agent_used;
--- many verifications, in one statement and in several, within the interval
+-- many verifications, in one statement and in several, within the interval,
+-- then a pass: the rows are not written again
 SELECT count(*) FILTER (WHERE v = :'e') AS verified
   FROM (SELECT agentmesh.lm_verify_credential(:'e_t0') AS v FROM generate_series(1, 500)) s;
 SELECT agentmesh.lm_verify_credential(:'e_t0') IS NOT NULL AS v1;
@@ -235,14 +241,16 @@ SELECT agentmesh.lm_verify_credential(:'e_t0') IS NOT NULL AS v2;
 BEGIN;
 SELECT count(agentmesh.lm_verify_credential(:'e_t0')) FROM generate_series(1, 100);
 COMMIT;
+SELECT seals >= 0 AS pass FROM agentmesh.lm_run_maintenance();
 SELECT c.xmin = :'x1' AS cred_row_written_once, a.xmin = :'ax1' AS agent_row_written_once
   FROM agentmesh.credentials c JOIN agentmesh.agents a USING (agent_id)
  WHERE c.credential_id = :'e_c0';
--- a use older than the interval is written again
+-- a use older than the interval is recorded again
 UPDATE agentmesh.credentials SET last_used_at = last_used_at - interval '61 seconds'
  WHERE credential_id = :'e_c0';
 SELECT xmin AS x2 FROM agentmesh.credentials WHERE credential_id = :'e_c0' \gset
-SELECT agentmesh.lm_verify_credential(:'e_t0') IS NOT NULL AS verifies;
+SELECT count(agentmesh.lm_verify_credential(:'e_t0')) AS verified FROM generate_series(1, 50);
+SELECT seals >= 0 AS pass FROM agentmesh.lm_run_maintenance();
 SELECT xmin <> :'x2' AS written_after_interval, now() - last_used_at < interval '1 minute' AS fresh
   FROM agentmesh.credentials WHERE credential_id = :'e_c0';
 -- a read-only transaction verifies and writes nothing
@@ -253,6 +261,14 @@ BEGIN READ ONLY;
 SELECT agentmesh.lm_verify_credential(:'e_t0') = :'e' AS verifies_read_only;
 COMMIT;
 SELECT xmin = :'x3' AS nothing_written FROM agentmesh.credentials WHERE credential_id = :'e_c0';
+-- inside a transaction that writes anyway, the use is written at once
+BEGIN;
+UPDATE agentmesh.credentials SET last_used_at = last_used_at - interval '61 seconds'
+ WHERE credential_id = :'e_c0';
+SELECT agentmesh.lm_verify_credential(:'e_t0') = :'e' AS verifies;
+SELECT now() - last_used_at < interval '1 minute' AS written_in_this_transaction
+  FROM agentmesh.credentials WHERE credential_id = :'e_c0';
+COMMIT;
 
 -- the inactive rule counts last use: used-bot was used 10 days after
 -- now (set directly), renew-bot not at all since activation

@@ -264,8 +264,25 @@ typedef struct AmTokenStatus
 	char	   *successor_id;	/* NULL unless successor_waiting */
 } AmTokenStatus;
 
+/* A use a verification queued for the maintenance pass (last_used.c). */
+#define AM_USE_ID_LEN 48
+typedef struct AmUse
+{
+	char		credential_id[AM_USE_ID_LEN];
+	char		agent_id[AM_USE_ID_LEN];
+	TimestampTz at;
+	TimestampTz issued_at;		/* of the credential (for its first use) */
+	bool		first;			/* no use recorded before */
+} AmUse;
+
+extern void am_last_used_init(void);
+extern bool am_queue_use(const AmUse *use);
+extern AmUse *am_take_uses(int *n);
+extern int	am_flush_uses(void);
+
 extern bool am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *info);
 extern bool am_token_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
+extern char *am_token_agent_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
 extern void am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row);
 extern void am_set_handover_rotation(bool on);
 extern bool am_schema_is_1_1(void);

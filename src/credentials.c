@@ -495,33 +495,15 @@ static AmPlan first_use_plan = {
 static char memo_cred[64];
 static TimestampTz memo_xact_start;
 
-/*
- * Record a successful use of info's credential at now, and with agent_row
- * the agent's too.  Without agent_row the caller must hold the agent's row
- * lock (the token heartbeat: it is about to update that row itself, and
- * its last_heartbeat is the agent's last use).
- */
-void
-am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
+/* Write one use (inside a transaction that may write). */
+static void
+write_use(const AmUse *use, bool agent_row)
 {
 	AmPriv		priv;
 	Datum		v[4];
-	bool		first = info->last_used_null;
-
-	if (!info->trackable)
-		return;
-	if (!first && now - info->last_used_at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC)
-		return;
-	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode())
-		return;
-	if (strcmp(memo_cred, info->credential_id) == 0 &&
-		memo_xact_start == GetCurrentTransactionStartTimestamp())
-		return;
-	strlcpy(memo_cred, info->credential_id, sizeof(memo_cred));
-	memo_xact_start = GetCurrentTransactionStartTimestamp();
 
 	am_connect(&priv);
-	v[0] = CStringGetTextDatum(info->agent_id);
+	v[0] = CStringGetTextDatum(use->agent_id);
 	if (agent_row)
 	{
 		am_exec(&use_lock_agent_plan, v, NULL, false, 1);
@@ -531,24 +513,89 @@ am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
 			return;
 		}
 	}
-	v[0] = CStringGetTextDatum(info->credential_id);
-	v[1] = TimestampTzGetDatum(now);
+	v[0] = CStringGetTextDatum(use->credential_id);
+	v[1] = TimestampTzGetDatum(use->at);
 	v[2] = Float8GetDatum((double) AM_LAST_USED_INTERVAL_SECS);
 	am_exec(&use_cred_plan, v, NULL, false, 0);
 	if (SPI_processed == 1)
 	{
-		v[0] = CStringGetTextDatum(info->agent_id);
+		v[0] = CStringGetTextDatum(use->agent_id);
 		if (agent_row)
 			am_exec(&use_agent_plan, v, NULL, false, 0);
-		if (first)
+		if (use->first)
 		{
-			v[1] = CStringGetTextDatum(info->credential_id);
-			v[2] = TimestampTzGetDatum(now);
-			v[3] = TimestampTzGetDatum(info->issued_at);
+			v[1] = CStringGetTextDatum(use->credential_id);
+			v[2] = TimestampTzGetDatum(use->at);
+			v[3] = TimestampTzGetDatum(use->issued_at);
 			am_exec(&first_use_plan, v, NULL, false, 0);
 		}
 	}
 	am_finish(&priv);
+}
+
+/*
+ * Record a successful use of info's credential at now, and with agent_row
+ * the agent's too.  Without agent_row the caller must hold the agent's row
+ * lock (the token heartbeat: it is about to update that row itself, and
+ * its last_heartbeat is the agent's last use).
+ *
+ * A transaction that writes anyway (it has a transaction id: a heartbeat,
+ * renewal or claim, or a verification inside a writing transaction) writes
+ * the use itself, at no extra commit cost.  A transaction that writes
+ * nothing queues it for the maintenance pass (last_used.c), so that a
+ * verification never turns a read-only call into a commit that waits for
+ * a WAL flush; without the preloaded queue it writes, unless read-only.
+ */
+void
+am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
+{
+	AmUse		use;
+
+	if (!info->trackable)
+		return;
+	if (!info->last_used_null &&
+		now - info->last_used_at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC)
+		return;
+	if (RecoveryInProgress() || IsInParallelMode())
+		return;
+	if (strcmp(memo_cred, info->credential_id) == 0 &&
+		memo_xact_start == GetCurrentTransactionStartTimestamp())
+		return;
+	strlcpy(memo_cred, info->credential_id, sizeof(memo_cred));
+	memo_xact_start = GetCurrentTransactionStartTimestamp();
+
+	memset(&use, 0, sizeof(use));
+	strlcpy(use.credential_id, info->credential_id, AM_USE_ID_LEN);
+	strlcpy(use.agent_id, info->agent_id, AM_USE_ID_LEN);
+	use.at = now;
+	use.issued_at = info->issued_at;
+	use.first = info->last_used_null;
+
+	if (agent_row && !TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		am_queue_use(&use))
+		return;
+	if (XactReadOnly)
+		return;
+	write_use(&use, agent_row);
+}
+
+/*
+ * The maintenance pass: write the uses queued for this database (inside a
+ * transaction); returns how many were taken.
+ */
+int
+am_flush_uses(void)
+{
+	int			n;
+	int			i;
+	AmUse	   *uses = am_take_uses(&n);
+
+	if (n > 0 && am_schema_is_1_1())
+		for (i = 0; i < n; i++)
+			write_use(&uses[i], true);
+	if (uses)
+		pfree(uses);
+	return n;
 }
 
 /* Is the agent's state active?  (Primary-key lookup, caller's snapshot.) */
@@ -626,6 +673,32 @@ handover_of(const char *pred_id, bool *promoted, char **succ_id)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * For the token heartbeat, in one lookup: as am_token_agent(token, as_of,
+ * false) (the caller holds the agent's row lock; the credential's use is
+ * recorded), and *st filled as am_token_status() fills it.
+ */
+char *
+am_token_agent_status(const char *token, TimestampTz as_of, AmTokenStatus *st)
+{
+	AmTokenInfo info;
+	bool		promoted = false;
+	char	   *succ = NULL;
+
+	memset(st, 0, sizeof(*st));
+	if (!am_token_lookup(token, as_of, &info))
+		return NULL;
+	am_track_use(&info, as_of, false);
+	st->credential_id = info.credential_id;
+	st->expires_at = info.expires_at;
+	if (info.trackable && handover_of(info.credential_id, &promoted, &succ) && promoted)
+	{
+		st->successor_waiting = true;
+		st->successor_id = succ;
+	}
+	return info.agent_id;
 }
 
 /*

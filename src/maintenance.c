@@ -318,6 +318,10 @@ credentials_batch(AmPass *pass)
 	int			n = Min(pass->batch_size, pass->ncand[PH_CREDENTIALS] - pass->pos);
 	int			i;
 
+	/* first, the credential uses verifications queued (credentials.c) */
+	if (pass->pos == 0)
+		(void) am_flush_uses();
+
 	/* am_rotate_if_needed locks each agent (SKIP LOCKED) and decides */
 	for (i = 0; i < n; i++)
 	{
