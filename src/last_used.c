@@ -100,7 +100,14 @@ am_queue_use(const AmUse *use)
 	key.dbid = MyDatabaseId;
 	strlcpy(key.credential_id, use->credential_id, AM_USE_ID_LEN);
 	LWLockAcquire(use_lock, LW_EXCLUSIVE);
-	e = hash_search(use_hash, &key, HASH_ENTER_NULL, &found);
+	/*
+	 * A shared hash takes more entries than it was sized for while the
+	 * server has spare shared memory; the queue stays at its size.
+	 */
+	if (hash_get_num_entries(use_hash) >= AM_USE_SLOTS)
+		e = hash_search(use_hash, &key, HASH_FIND, &found);
+	else
+		e = hash_search(use_hash, &key, HASH_ENTER_NULL, &found);
 	if (e != NULL)
 	{
 		if (!found)
@@ -138,6 +145,11 @@ am_take_uses(int *n)
 	{
 		if (e->key.dbid != MyDatabaseId)
 			continue;
+		if (cnt >= AM_USE_SLOTS)
+		{
+			hash_seq_term(&seq);
+			break;
+		}
 		out[cnt++] = e->use;
 		/* removing the element just returned is allowed during a scan */
 		hash_search(use_hash, &e->key, HASH_REMOVE, NULL);
