@@ -99,6 +99,15 @@ am_queue_use(const AmUse *use)
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	strlcpy(key.credential_id, use->credential_id, AM_USE_ID_LEN);
+	/* already queued by another backend: a shared lock suffices to see it */
+	LWLockAcquire(use_lock, LW_SHARED);
+	e = hash_search(use_hash, &key, HASH_FIND, &found);
+	found = e != NULL && e->use.first >= use->first &&
+		use->at - e->use.at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC;
+	LWLockRelease(use_lock);
+	if (found)
+		return true;
+
 	LWLockAcquire(use_lock, LW_EXCLUSIVE);
 	/*
 	 * A shared hash takes more entries than it was sized for while the
