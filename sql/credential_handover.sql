@@ -261,14 +261,14 @@ BEGIN READ ONLY;
 SELECT agentmesh.lm_verify_credential(:'e_t0') = :'e' AS verifies_read_only;
 COMMIT;
 SELECT xmin = :'x3' AS nothing_written FROM agentmesh.credentials WHERE credential_id = :'e_c0';
--- inside a transaction that writes anyway, the use is written at once
-BEGIN;
-UPDATE agentmesh.credentials SET last_used_at = last_used_at - interval '61 seconds'
- WHERE credential_id = :'e_c0';
-SELECT agentmesh.lm_verify_credential(:'e_t0') = :'e' AS verifies;
-SELECT now() - last_used_at < interval '1 minute' AS written_in_this_transaction
-  FROM agentmesh.credentials WHERE credential_id = :'e_c0';
-COMMIT;
+-- a token heartbeat queues its use too: it pays no second row update
+SELECT agent_id AS f FROM agentmesh.lm_request('beat-bot', 'o@example.com', policy => 'ho') \gset
+SELECT credential_id AS f_c0, token AS f_t0 FROM agentmesh.lm_activate(:'f') \gset
+SELECT heartbeat_count FROM agentmesh.lm_heartbeat(:'f', :'f_t0');
+SELECT last_used_at IS NULL AS queued FROM agentmesh.credentials WHERE credential_id = :'f_c0';
+SELECT seals >= 0 AS pass FROM agentmesh.lm_run_maintenance();
+SELECT last_used_at IS NOT NULL AS written_by_the_pass
+  FROM agentmesh.credentials WHERE credential_id = :'f_c0';
 
 -- the inactive rule counts last use: used-bot was used 10 days after
 -- now (set directly), renew-bot not at all since activation

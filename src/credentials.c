@@ -539,12 +539,12 @@ write_use(const AmUse *use, bool agent_row)
  * lock (the token heartbeat: it is about to update that row itself, and
  * its last_heartbeat is the agent's last use).
  *
- * A transaction that writes anyway (it has a transaction id: a heartbeat,
- * renewal or claim, or a verification inside a writing transaction) writes
- * the use itself, at no extra commit cost.  A transaction that writes
- * nothing queues it for the maintenance pass (last_used.c), so that a
- * verification never turns a read-only call into a commit that waits for
- * a WAL flush; without the preloaded queue it writes, unless read-only.
+ * The use is queued for the maintenance pass (last_used.c), which writes
+ * it in its own transaction: a verification never turns a read-only call
+ * into a commit that waits for a WAL flush, and a token heartbeat pays no
+ * second row update.  Without the preloaded queue the caller writes it,
+ * unless read-only.  (A claim writes its successor's first use at once:
+ * am_claim_successor.)
  */
 void
 am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
@@ -571,8 +571,7 @@ am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row)
 	use.issued_at = info->issued_at;
 	use.first = info->last_used_null;
 
-	if (agent_row && !TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
-		am_queue_use(&use))
+	if (am_queue_use(&use))
 		return;
 	if (XactReadOnly)
 		return;
@@ -763,7 +762,7 @@ am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_t
 	uint8		h[PG_SHA256_DIGEST_LENGTH];
 	bytea	   *stored;
 	bool		isnull;
-	AmTokenInfo used;
+	AmUse		used;
 
 	v[0] = CStringGetTextDatum(pred_id);
 	v[1] = CStringGetTextDatum(agent_id);
@@ -795,15 +794,17 @@ am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_t
 	memcpy(grant->token, succ, TOKEN_LEN + 1);
 	explicit_bzero(succ, sizeof(succ));
 
-	/* the claim is the successor's first use */
-	used.agent_id = (char *) agent_id;
-	used.credential_id = grant->credential_id;
+	/*
+	 * The claim is the successor's first use, written now (not queued): it
+	 * ends the predecessor at its overlap in this same transaction.
+	 */
+	memset(&used, 0, sizeof(used));
+	strlcpy(used.credential_id, grant->credential_id, AM_USE_ID_LEN);
+	strlcpy(used.agent_id, agent_id, AM_USE_ID_LEN);
+	used.at = now;
 	used.issued_at = grant->issued_at;
-	used.expires_at = grant->expires_at;
-	used.last_used_null = true;
-	used.last_used_at = 0;
-	used.trackable = true;
-	am_track_use(&used, now, true);
+	used.first = true;
+	write_use(&used, true);
 
 	reserve_successor(agent_id, grant->credential_id, grant->token, now);
 	return true;
