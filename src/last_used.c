@@ -104,6 +104,9 @@ am_queue_use(const AmUse *use)
 	e = hash_search(use_hash, &key, HASH_FIND, &found);
 	found = e != NULL && e->use.first >= use->first &&
 		use->at - e->use.at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC;
+	/* a full queue drops a new use without taking the lock exclusively */
+	if (e == NULL && hash_get_num_entries(use_hash) >= AM_USE_SLOTS)
+		found = true;
 	LWLockRelease(use_lock);
 	if (found)
 		return true;
