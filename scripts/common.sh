@@ -57,7 +57,8 @@ unset LANGUAGE
 #  - python3: test/fuzz/run.sh generates its calls with test/fuzz/gen.py; a
 #    minimal Debian 12 image has no python3.
 #  - python3-psycopg: the audit witness, tools/witness, and its TAP test
-#    (test/t/040_witness.pl; issue 11).
+#    (test/t/040_witness.pl; issue 11); the reference agent
+#    (examples/agent.py), which test/t/045_agent_rotation.pl runs.
 #  - the integrations the TAP tests exercise with PostgreSQL 15 (each test
 #    skips, saying so, where its package has no build, e.g. on the self-built
 #    18; docs/integrations.md): postgresql-15-cron (test/t/043_pg_cron.pl),

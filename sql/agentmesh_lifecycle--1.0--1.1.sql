@@ -199,6 +199,69 @@ CREATE FUNCTION agentmesh.audit_tree_build() RETURNS pg_catalog.void
 	LANGUAGE c AS 'MODULE_PATHNAME', 'am_audit_tree_build';
 SELECT agentmesh.audit_tree_build();
 DROP FUNCTION agentmesh.audit_tree_build();
+-- ---- credentials that reach their agents (issue 12): changed definitions ----
+
+ALTER TABLE agentmesh.policies ADD COLUMN rotate_after pg_catalog.float8 NOT NULL DEFAULT 0.5
+	CONSTRAINT policies_rotate_after_check
+	CHECK (rotate_after OPERATOR(pg_catalog.>) 0::pg_catalog.float8
+		   AND rotate_after OPERATOR(pg_catalog.<=) 1::pg_catalog.float8);
+ALTER TABLE agentmesh.agents ADD COLUMN last_used_at pg_catalog.timestamptz;
+ALTER TABLE agentmesh.credentials ADD COLUMN last_used_at pg_catalog.timestamptz;
+/* verification now records the last use (at most once a minute) */
+ALTER FUNCTION agentmesh.lm_verify_credential(pg_catalog.text) VOLATILE;
+
+-- ---- credentials that reach their agents (issue 12) ----
+
+COMMENT ON COLUMN agentmesh.policies.rotate_after IS 'Fraction of a credential''s lifetime after which the maintenance pass rotates it (0 < x <= 1; 0.5 = half-life); it rotates at the latest rotation_overlap before expiry.';
+COMMENT ON COLUMN agentmesh.agents.last_used_at IS 'Last successful verification, renewal or claim with any of the agent''s credentials; written at most once a minute per credential, never on a standby.';
+COMMENT ON COLUMN agentmesh.credentials.last_used_at IS 'Last successful use of this credential (verification, token heartbeat, renewal, claim); written at most once a minute, never on a standby.';
+
+/*
+ * Sealed hand-overs (docs/credentials.md#hand-over).  Whenever a token is
+ * issued (activation, rotation, reclaim, renewal, claim) its successor is
+ * generated at once, while the token is still in memory, and stored here
+ * sealed under a key derived from that token; the database keeps only the
+ * seal and the successor's SHA-256.  The maintenance pass later makes the
+ * successor a credential (promoted_at) without ever seeing a token, and
+ * lm_claim_credential(predecessor token) opens the seal exactly once.
+ */
+CREATE TABLE agentmesh.credential_handovers (
+	predecessor_id pg_catalog.text PRIMARY KEY,
+	agent_id pg_catalog.text NOT NULL,
+	successor_id pg_catalog.text NOT NULL UNIQUE,
+	successor_hash pg_catalog.bytea NOT NULL
+		CONSTRAINT credential_handovers_successor_hash_check
+		CHECK (pg_catalog.length(successor_hash) OPERATOR(pg_catalog.=) 32),
+	sealed pg_catalog.bytea NOT NULL
+		CONSTRAINT credential_handovers_sealed_check
+		CHECK (pg_catalog.length(sealed) OPERATOR(pg_catalog.=) 108),
+	created_at pg_catalog.timestamptz NOT NULL,
+	promoted_at pg_catalog.timestamptz
+);
+COMMENT ON TABLE agentmesh.credential_handovers IS 'Successor tokens sealed under their predecessor''s token (HKDF/HMAC-SHA-256 encrypt-then-MAC); only the predecessor token opens them.';
+COMMENT ON COLUMN agentmesh.credential_handovers.predecessor_id IS 'The credential whose token opens the seal.';
+COMMENT ON COLUMN agentmesh.credential_handovers.agent_id IS 'The agent of both credentials.';
+COMMENT ON COLUMN agentmesh.credential_handovers.successor_id IS 'The credential id the successor has (or will have once the pass promotes it).';
+COMMENT ON COLUMN agentmesh.credential_handovers.successor_hash IS 'SHA-256 of the successor token, as credentials.token_hash.';
+COMMENT ON COLUMN agentmesh.credential_handovers.sealed IS 'Successor token encrypted and authenticated under keys derived from the predecessor token (76 bytes ciphertext, 32 bytes tag).';
+COMMENT ON COLUMN agentmesh.credential_handovers.created_at IS 'When the successor was generated (when the predecessor was issued).';
+COMMENT ON COLUMN agentmesh.credential_handovers.promoted_at IS 'When the maintenance pass made the successor a credential; NULL while it is only reserved.';
+CREATE INDEX credential_handovers_agent_idx ON agentmesh.credential_handovers (agent_id);
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.credential_handovers', '');
+REVOKE ALL ON agentmesh.credential_handovers FROM PUBLIC;
+GRANT SELECT ON agentmesh.credential_handovers TO agentmesh_admin, agentmesh_auditor;
+
+CREATE FUNCTION agentmesh.lm_renew(token pg_catalog.text)
+	RETURNS agentmesh.credential_grant LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_renew';
+COMMENT ON FUNCTION agentmesh.lm_renew(pg_catalog.text) IS 'lm_renew(token): self-renewal, a live token of an active agent gets its successor (the presented token stays valid for the rotation overlap).';
+CREATE FUNCTION agentmesh.lm_claim_credential(token pg_catalog.text)
+	RETURNS agentmesh.credential_grant LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_claim_credential';
+COMMENT ON FUNCTION agentmesh.lm_claim_credential(pg_catalog.text) IS 'lm_claim_credential(token): returns, exactly once, the successor the maintenance pass sealed under the presented token, and erases the sealed copy.';
+REVOKE ALL ON FUNCTION agentmesh.lm_renew(pg_catalog.text),
+	agentmesh.lm_claim_credential(pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_renew(pg_catalog.text),
+	agentmesh.lm_claim_credential(pg_catalog.text) TO agentmesh_admin, agentmesh_agent;
+
 /* ---- authorization: teams, scoped reads, policies, heartbeat result (issue 10) ---- */
 
 /*
@@ -311,15 +374,17 @@ CREATE TYPE agentmesh.heartbeat_result AS (
 	last_heartbeat_at pg_catalog.timestamptz,
 	next_heartbeat_before pg_catalog.timestamptz,
 	credential_id pg_catalog.text,
-	credential_expires_at pg_catalog.timestamptz
+	credential_expires_at pg_catalog.timestamptz,
+	successor_waiting pg_catalog.bool
 );
-COMMENT ON TYPE agentmesh.heartbeat_result IS 'Result of lm_heartbeat(): the agent''s state, its heartbeat deadline and the credential presented.';
+COMMENT ON TYPE agentmesh.heartbeat_result IS 'Result of lm_heartbeat(): the agent''s state, its heartbeat deadline, the credential presented and whether its successor waits.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.agent_id IS 'The agent that heartbeated.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.state IS 'The agent''s state after the heartbeat.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.last_heartbeat_at IS 'The heartbeat time recorded.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.next_heartbeat_before IS 'The next heartbeat is due before this time (the policy''s heartbeat_interval later); after it the pass counts a missed heartbeat.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.credential_id IS 'The credential of the token presented; NULL without a token.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.credential_expires_at IS 'When that credential expires; NULL without a token.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.successor_waiting IS 'The maintenance pass rotated that credential: a successor sealed under the token waits for lm_claim_credential(token); NULL without a token.';
 REVOKE ALL ON TYPE agentmesh.heartbeat_result FROM PUBLIC;
 GRANT USAGE ON TYPE agentmesh.heartbeat_result
 	TO agentmesh_admin, agentmesh_approver, agentmesh_requester, agentmesh_agent, agentmesh_auditor;

@@ -96,7 +96,12 @@ CREATE TABLE agentmesh.policies (
 	updated_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	/* per-policy audit chain head, kept like the agents' one */
 	audit_seq pg_catalog.int8 NOT NULL DEFAULT 0,
-	audit_head pg_catalog.bytea
+	audit_head pg_catalog.bytea,
+	/* 1.1 (issue 12): when the maintenance pass rotates, as a fraction of the lifetime */
+	rotate_after pg_catalog.float8 NOT NULL DEFAULT 0.5
+		CONSTRAINT policies_rotate_after_check
+		CHECK (rotate_after OPERATOR(pg_catalog.>) 0::pg_catalog.float8
+			   AND rotate_after OPERATOR(pg_catalog.<=) 1::pg_catalog.float8)
 );
 COMMENT ON TABLE agentmesh.policies IS 'Named lifecycle policies; row ''default'' always exists. Changes are audited.';
 
@@ -125,7 +130,9 @@ CREATE TABLE agentmesh.agents (
 	requested_by pg_catalog.text,
 	heartbeat_missed_at pg_catalog.timestamptz,
 	audit_seq pg_catalog.int8 NOT NULL DEFAULT 0,
-	audit_head pg_catalog.bytea
+	audit_head pg_catalog.bytea,
+	/* 1.1 (issue 12): last verification, renewal or claim with any of its credentials */
+	last_used_at pg_catalog.timestamptz
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE agentmesh.agents IS 'One row per agent identity; never deleted (decommissioned rows are tombstones).';
 /*
@@ -153,6 +160,8 @@ CREATE TABLE agentmesh.credentials (
 	revoked_at pg_catalog.timestamptz,
 	revoke_reason pg_catalog.text,
 	expired_recorded pg_catalog.bool NOT NULL DEFAULT false,
+	/* 1.1 (issue 12): last successful use, written at most once a minute */
+	last_used_at pg_catalog.timestamptz,
 	CONSTRAINT credentials_lifetime_check
 		CHECK (expires_at OPERATOR(pg_catalog.>=) issued_at)
 );
@@ -285,7 +294,7 @@ CREATE FUNCTION agentmesh.lm_revoke_credentials(agent_id pg_catalog.text, reason
 		actor pg_catalog.text DEFAULT NULL)
 	RETURNS agentmesh.agents LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_revoke_credentials';
 CREATE FUNCTION agentmesh.lm_verify_credential(token pg_catalog.text)
-	RETURNS pg_catalog.text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'lm_verify_credential';
+	RETURNS pg_catalog.text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_verify_credential';
 CREATE FUNCTION agentmesh.lm_check_and_rotate(as_of pg_catalog.timestamptz DEFAULT pg_catalog.now(),
 		allow_future pg_catalog.bool DEFAULT false)
 	RETURNS TABLE (agent_id pg_catalog.text, action pg_catalog.text, detail pg_catalog.text)
@@ -607,6 +616,58 @@ GRANT EXECUTE ON FUNCTION agentmesh.lm_verify_audit_problems(pg_catalog.text),
 	agentmesh.lm_audit_consistency_proof(pg_catalog.int8, pg_catalog.int8),
 	agentmesh.lm_audit_inclusion_proof(pg_catalog.int8, pg_catalog.int8)
 	TO agentmesh_admin, agentmesh_auditor;
+-- ---- credentials that reach their agents (issue 12) ----
+
+COMMENT ON COLUMN agentmesh.policies.rotate_after IS 'Fraction of a credential''s lifetime after which the maintenance pass rotates it (0 < x <= 1; 0.5 = half-life); it rotates at the latest rotation_overlap before expiry.';
+COMMENT ON COLUMN agentmesh.agents.last_used_at IS 'Last successful verification, renewal or claim with any of the agent''s credentials; written at most once a minute per credential, never on a standby.';
+COMMENT ON COLUMN agentmesh.credentials.last_used_at IS 'Last successful use of this credential (verification, token heartbeat, renewal, claim); written at most once a minute, never on a standby.';
+
+/*
+ * Sealed hand-overs (docs/credentials.md#hand-over).  Whenever a token is
+ * issued (activation, rotation, reclaim, renewal, claim) its successor is
+ * generated at once, while the token is still in memory, and stored here
+ * sealed under a key derived from that token; the database keeps only the
+ * seal and the successor's SHA-256.  The maintenance pass later makes the
+ * successor a credential (promoted_at) without ever seeing a token, and
+ * lm_claim_credential(predecessor token) opens the seal exactly once.
+ */
+CREATE TABLE agentmesh.credential_handovers (
+	predecessor_id pg_catalog.text PRIMARY KEY,
+	agent_id pg_catalog.text NOT NULL,
+	successor_id pg_catalog.text NOT NULL UNIQUE,
+	successor_hash pg_catalog.bytea NOT NULL
+		CONSTRAINT credential_handovers_successor_hash_check
+		CHECK (pg_catalog.length(successor_hash) OPERATOR(pg_catalog.=) 32),
+	sealed pg_catalog.bytea NOT NULL
+		CONSTRAINT credential_handovers_sealed_check
+		CHECK (pg_catalog.length(sealed) OPERATOR(pg_catalog.=) 108),
+	created_at pg_catalog.timestamptz NOT NULL,
+	promoted_at pg_catalog.timestamptz
+);
+COMMENT ON TABLE agentmesh.credential_handovers IS 'Successor tokens sealed under their predecessor''s token (HKDF/HMAC-SHA-256 encrypt-then-MAC); only the predecessor token opens them.';
+COMMENT ON COLUMN agentmesh.credential_handovers.predecessor_id IS 'The credential whose token opens the seal.';
+COMMENT ON COLUMN agentmesh.credential_handovers.agent_id IS 'The agent of both credentials.';
+COMMENT ON COLUMN agentmesh.credential_handovers.successor_id IS 'The credential id the successor has (or will have once the pass promotes it).';
+COMMENT ON COLUMN agentmesh.credential_handovers.successor_hash IS 'SHA-256 of the successor token, as credentials.token_hash.';
+COMMENT ON COLUMN agentmesh.credential_handovers.sealed IS 'Successor token encrypted and authenticated under keys derived from the predecessor token (76 bytes ciphertext, 32 bytes tag).';
+COMMENT ON COLUMN agentmesh.credential_handovers.created_at IS 'When the successor was generated (when the predecessor was issued).';
+COMMENT ON COLUMN agentmesh.credential_handovers.promoted_at IS 'When the maintenance pass made the successor a credential; NULL while it is only reserved.';
+CREATE INDEX credential_handovers_agent_idx ON agentmesh.credential_handovers (agent_id);
+SELECT pg_catalog.pg_extension_config_dump('agentmesh.credential_handovers', '');
+REVOKE ALL ON agentmesh.credential_handovers FROM PUBLIC;
+GRANT SELECT ON agentmesh.credential_handovers TO agentmesh_admin, agentmesh_auditor;
+
+CREATE FUNCTION agentmesh.lm_renew(token pg_catalog.text)
+	RETURNS agentmesh.credential_grant LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_renew';
+COMMENT ON FUNCTION agentmesh.lm_renew(pg_catalog.text) IS 'lm_renew(token): self-renewal, a live token of an active agent gets its successor (the presented token stays valid for the rotation overlap).';
+CREATE FUNCTION agentmesh.lm_claim_credential(token pg_catalog.text)
+	RETURNS agentmesh.credential_grant LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lm_claim_credential';
+COMMENT ON FUNCTION agentmesh.lm_claim_credential(pg_catalog.text) IS 'lm_claim_credential(token): returns, exactly once, the successor the maintenance pass sealed under the presented token, and erases the sealed copy.';
+REVOKE ALL ON FUNCTION agentmesh.lm_renew(pg_catalog.text),
+	agentmesh.lm_claim_credential(pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmesh.lm_renew(pg_catalog.text),
+	agentmesh.lm_claim_credential(pg_catalog.text) TO agentmesh_admin, agentmesh_agent;
+
 /* ---- authorization: teams, scoped reads, policies, heartbeat result (issue 10) ---- */
 
 /*
@@ -685,15 +746,17 @@ CREATE TYPE agentmesh.heartbeat_result AS (
 	last_heartbeat_at pg_catalog.timestamptz,
 	next_heartbeat_before pg_catalog.timestamptz,
 	credential_id pg_catalog.text,
-	credential_expires_at pg_catalog.timestamptz
+	credential_expires_at pg_catalog.timestamptz,
+	successor_waiting pg_catalog.bool
 );
-COMMENT ON TYPE agentmesh.heartbeat_result IS 'Result of lm_heartbeat(): the agent''s state, its heartbeat deadline and the credential presented.';
+COMMENT ON TYPE agentmesh.heartbeat_result IS 'Result of lm_heartbeat(): the agent''s state, its heartbeat deadline, the credential presented and whether its successor waits.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.agent_id IS 'The agent that heartbeated.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.state IS 'The agent''s state after the heartbeat.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.last_heartbeat_at IS 'The heartbeat time recorded.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.next_heartbeat_before IS 'The next heartbeat is due before this time (the policy''s heartbeat_interval later); after it the pass counts a missed heartbeat.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.credential_id IS 'The credential of the token presented; NULL without a token.';
 COMMENT ON COLUMN agentmesh.heartbeat_result.credential_expires_at IS 'When that credential expires; NULL without a token.';
+COMMENT ON COLUMN agentmesh.heartbeat_result.successor_waiting IS 'The maintenance pass rotated that credential: a successor sealed under the token waits for lm_claim_credential(token); NULL without a token.';
 REVOKE ALL ON TYPE agentmesh.heartbeat_result FROM PUBLIC;
 GRANT USAGE ON TYPE agentmesh.heartbeat_result
 	TO agentmesh_admin, agentmesh_approver, agentmesh_requester, agentmesh_agent, agentmesh_auditor;

@@ -176,6 +176,9 @@ SELECT agentmesh.lm_verify_credential(:'td') IS NULL AS decommissioned_refused,
 -- of this test take part too; only these are shown.
 INSERT INTO agentmesh.policies (name, require_approval, auto_rotate)
 VALUES ('no-auto', false, false);
+-- these checks are about the overlap window: rotate_after = 1 (only there);
+-- rotate_after's own schedule is tested in credential_handover
+UPDATE agentmesh.policies SET rotate_after = 1 WHERE name IN ('no-overlap', 'default');
 CREATE TEMP TABLE lbl (agent_id text PRIMARY KEY, label text);
 SELECT agent_id AS ca FROM agentmesh.lm_request('A', 'o@example.com', policy => 'no-overlap') \gset
 SELECT agent_id AS cn FROM agentmesh.lm_request('N', 'o@example.com', policy => 'no-auto') \gset

@@ -266,8 +266,69 @@ extern int	am_revoke_all_credentials(const char *agent_id, const char *reason, T
 extern char *am_random_id(const char *prefix, int nbytes);
 extern bool am_token_hash(const char *token, uint8 *hash_out);
 extern char *am_token_agent(const char *token, TimestampTz as_of, bool require_active);
-extern char *am_token_credential(const char *token, TimestampTz as_of,
-								 char **credential_id, TimestampTz *expires_at);
+
+/* ---- credentials that reach their agents (issue 12): handover.c, credentials.c ---- */
+
+#define AM_TOKEN_LEN			76	/* "amk_" + 64 hex + 8 hex CRC-32C */
+#define AM_HANDOVER_SEALED_LEN	(AM_TOKEN_LEN + 32)	/* ciphertext + HMAC tag */
+/* a credential's last_used_at is written at most once per this many seconds */
+#define AM_LAST_USED_INTERVAL_SECS 60
+
+extern void am_handover_seal(const char *pred_token, const char *agent_id, const char *pred_id,
+							 const char *succ_id, const char *succ_token, uint8 *out);
+extern bool am_handover_open(const char *pred_token, const char *agent_id, const char *pred_id,
+							 const char *succ_id, const uint8 *sealed, size_t sealed_len,
+							 char *succ_out);
+
+/* What a live token is, found through the token_hash index (credentials.c). */
+typedef struct AmTokenInfo
+{
+	char	   *agent_id;
+	char	   *credential_id;
+	TimestampTz issued_at;
+	TimestampTz expires_at;		/* when this token stops verifying, as stored now */
+	bool		last_used_null;
+	TimestampTz last_used_at;
+	bool		trackable;		/* false on the 1.0 schema: no last_used_at */
+} AmTokenInfo;
+
+/*
+ * For the heartbeat (issue 10's heartbeat_result): whether a sealed
+ * successor of the credential a token names waits for
+ * lm_claim_credential(token).  Call after the token verified; false when
+ * the token is not live at as_of.
+ */
+typedef struct AmTokenStatus
+{
+	char	   *credential_id;	/* the presented token's credential */
+	TimestampTz expires_at;		/* when the presented token stops verifying */
+	bool		successor_waiting;
+	char	   *successor_id;	/* NULL unless successor_waiting */
+} AmTokenStatus;
+
+/* A use a verification queued for the maintenance pass (last_used.c). */
+#define AM_USE_ID_LEN 48
+typedef struct AmUse
+{
+	char		credential_id[AM_USE_ID_LEN];
+	char		agent_id[AM_USE_ID_LEN];
+	TimestampTz at;
+	TimestampTz issued_at;		/* of the credential (for its first use) */
+	bool		first;			/* no use recorded before */
+} AmUse;
+
+extern void am_last_used_init(void);
+extern bool am_queue_use(const AmUse *use);
+extern AmUse *am_take_uses(int *n);
+extern int	am_flush_uses(void);
+
+extern bool am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *info);
+extern char *am_token_agent_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
+extern void am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row);
+extern void am_set_handover_rotation(bool on);
+extern bool am_schema_is_1_1(void);
+extern bool am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_token,
+							   TimestampTz now, AmGrant *grant);
 
 /* ---- policy ---- */
 
@@ -294,11 +355,12 @@ typedef struct AmPolicy
 } AmPolicy;
 
 /*
- * The settings, then the access columns (allowed_roles, approver_role,
- * nullable); the policies trigger records a change of any of them.
+ * The settings (rotate_after of 1.1 last), then the access columns
+ * (allowed_roles, approver_role, nullable); the policies trigger records a
+ * change of any of them.
  */
-#define AM_NUM_POLICY_SETTINGS 13
-#define AM_NUM_POLICY_COLUMNS 15
+#define AM_NUM_POLICY_SETTINGS 14
+#define AM_NUM_POLICY_COLUMNS 16
 extern const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS];
 
 extern bool am_load_policy(const char *name, AmPolicy *pol);
@@ -376,23 +438,37 @@ extern Datum am_issue_and_apply(AmOp op, const char *agent_id, const char *actor
 	" AND $1 - COALESCE(a.activated_at, a.created_at) > p.orphan_threshold)"
 #define AM_NO_OWNER_HIT \
 	"(a.owner IS NULL AND a.state <> 'pending_approval')"
-#define AM_INACTIVE_HIT \
-	"($1 - GREATEST(a.last_heartbeat, a.updated_at) > make_interval(days => p.max_inactive_days))"
+/*
+ * The last sign of life: heartbeat, administrative change, or (1.1) use of
+ * a credential.  The _10 forms serve a database still on the 1.0 schema
+ * (before ALTER EXTENSION UPDATE), which the library must keep running.
+ */
+#define AM_LAST_ACTIVITY "GREATEST(a.last_heartbeat, a.updated_at, a.last_used_at)"
+#define AM_LAST_ACTIVITY_10 "GREATEST(a.last_heartbeat, a.updated_at)"
+#define AM_INACTIVE_HIT_AT(act) \
+	"($1 - " act " > make_interval(days => p.max_inactive_days))"
+#define AM_INACTIVE_HIT AM_INACTIVE_HIT_AT(AM_LAST_ACTIVITY)
 
 /* the reasons the maintenance pass acts on for an active agent */
 #define AM_ORPHAN_HIT \
 	"(a.state = 'active' AND (" AM_SILENT_HIT " OR " AM_NEVER_HIT " OR " AM_NO_OWNER_HIT "))"
 /*
  * Active agents whose credential am_rotate_if_needed() may act on: none
- * issued, inside the rotation window or expired (auto_rotate on), or expired
- * (auto_rotate off; whether that is already recorded is decided under the
- * lock).  A superset of what is acted on.
+ * issued, past rotate_after of its lifetime, inside the rotation window or
+ * expired (auto_rotate on), or expired (auto_rotate off; whether that is
+ * already recorded is decided under the lock).  A superset of what is
+ * acted on.
  */
-#define AM_ROTATION_HIT \
+#define AM_ROTATE_DUE(as_of) \
+	"(a.credential_issued_at + (a.credential_expires_at - a.credential_issued_at) * p.rotate_after <= " as_of ")"
+#define AM_ROTATION_HIT_AT(due) \
 	"(a.state = 'active'" \
 	" AND (a.credential_id IS NULL OR a.credential_expires_at IS NULL" \
 	"      OR (p.auto_rotate AND a.credential_expires_at - p.rotation_overlap <= $1)" \
+	"      OR (p.auto_rotate AND " due ")" \
 	"      OR (NOT p.auto_rotate AND a.credential_expires_at <= $1)))"
+#define AM_ROTATION_HIT AM_ROTATION_HIT_AT(AM_ROTATE_DUE("$1"))
+#define AM_ROTATION_HIT_10 AM_ROTATION_HIT_AT("false")
 
 typedef enum AmRotateAction
 {

@@ -78,5 +78,8 @@ _PG_init(void)
 	 * lm_run_maintenance(), works without them.
 	 */
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+	{
 		am_worker_init();
+		am_last_used_init();	/* issue 12: the queue of credential uses */
+	}
 }

@@ -32,6 +32,7 @@
 #include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/float.h"
 #include "utils/json.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -356,6 +357,11 @@ append_json_col(StringInfo buf, HeapTuple tup, TupleDesc desc, const char *name)
 		appendStringInfo(buf, "%d", DatumGetInt32(d));
 	else if (att->atttypid == INT8OID)
 		appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(d));
+	else if (att->atttypid == FLOAT8OID && !isnan(DatumGetFloat8(d)) && !isinf(DatumGetFloat8(d)))
+	{
+		/* rotate_after; a number in JSON (NaN and infinities stay strings) */
+		appendStringInfoString(buf, float8out_internal(DatumGetFloat8(d)));
+	}
 	else if (att->atttypid == INTERVALOID)
 	{
 		Interval   *iv = DatumGetIntervalP(d);
@@ -834,7 +840,7 @@ check_inserted_policy_chain(HeapTuple tup, TupleDesc desc, const char *name)
 static bool
 replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool carries_chain)
 {
-	/* the 1.1 access columns, when the schema has them (issue 10) */
+	/* the 1.1 columns (access, rotate_after), when the schema has them */
 	bool		access = SPI_fnumber(desc, "allowed_roles") > 0;
 	AmPlan		upd = {
 		access ?
@@ -842,13 +848,13 @@ replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool c
 		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
 		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
 		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
-		" auto_decommission, allowed_roles, approver_role,"
+		" auto_decommission, allowed_roles, approver_role, rotate_after,"
 		" created_at, updated_at, audit_seq, audit_head) ="
 		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
 		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
 		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
 		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-		" r.auto_decommission, r.allowed_roles, r.approver_role,"
+		" r.auto_decommission, r.allowed_roles, r.approver_role, r.rotate_after,"
 		" r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
 		" FROM (SELECT ($1::agentmesh.policies).*) r"
 		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
@@ -981,7 +987,7 @@ agentmesh_policies_guard(PG_FUNCTION_ARGS)
 		initStringInfo(&js);
 		appendStringInfoString(&js, "{\"operation\": \"update\", \"columns\": [");
 		for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
-			if (SPI_fnumber(desc, am_policy_columns[i]) > 0 &&	/* 1.0: fewer */
+			if (SPI_fnumber(desc, am_policy_columns[i]) > 0 &&	/* 1.0 tables lack some */
 				col_changed(oldtup, newtup, desc, am_policy_columns[i]))
 			{
 				appendStringInfo(&js, "%s\"%s\"", any ? ", " : "", am_policy_columns[i]);

@@ -743,9 +743,10 @@ typedef struct AmHeartbeatResult
 	TimestampTz next_heartbeat_before;
 	const char *credential_id;	/* NULL: no token */
 	TimestampTz credential_expires_at;
+	bool		successor_waiting;	/* a sealed successor waits (issue 12) */
 } AmHeartbeatResult;
 
-#define AM_HEARTBEAT_RESULT_NATTS 6
+#define AM_HEARTBEAT_RESULT_NATTS 7
 
 /* What a call site of lm_heartbeat() looks up once (fn_extra). */
 typedef struct AmHeartbeatSite
@@ -800,6 +801,8 @@ heartbeat_result(AmHeartbeatSite *site, const AmHeartbeatResult *r)
 	n[4] = r->credential_id == NULL;
 	v[5] = TimestampTzGetDatum(r->credential_expires_at);
 	n[5] = n[4];
+	v[6] = BoolGetDatum(r->successor_waiting);
+	n[6] = n[4];
 	return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
 }
 
@@ -861,12 +864,11 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 	if (token != NULL)
 	{
 		char	   *owner_of_token;
-		char	   *cred_id = NULL;
-		TimestampTz cred_expires = 0;
+		AmTokenStatus tst;
 
+		/* one lookup: the token, its last use, a successor waiting for it */
 		PushActiveSnapshot(GetTransactionSnapshot());
-		owner_of_token = am_token_credential(token, GetCurrentTimestamp(),
-											 &cred_id, &cred_expires);
+		owner_of_token = am_token_agent_status(token, GetCurrentTimestamp(), &tst);
 		PopActiveSnapshot();
 		if (!found || owner_of_token == NULL || strcmp(owner_of_token, agent_id) != 0)
 		{
@@ -875,8 +877,9 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 			heartbeat_token_refused();
 		}
 		/* the result is built after SPI_finish(): copy it out of SPI's memory */
-		res.credential_id = strcpy(SPI_palloc(strlen(cred_id) + 1), cred_id);
-		res.credential_expires_at = cred_expires;
+		res.credential_id = strcpy(SPI_palloc(strlen(tst.credential_id) + 1), tst.credential_id);
+		res.credential_expires_at = tst.expires_at;
+		res.successor_waiting = tst.successor_waiting;
 	}
 	else if (!admin)
 	{

@@ -102,16 +102,17 @@ const char *const am_count_names[AM_NUM_COUNTS] = {
  * lock.  An active agent is a decommission candidate too: the orphan phase
  * may orphan it first, in the same pass.
  */
-static AmPlan candidates_plan = {
-	"SELECT a.agent_id, " AM_ORPHAN_HIT ","
-	"       a.state IN ('active', 'orphaned') AND " DECOMMISSION_HIT ","
-	"       " HEARTBEAT_MISSED_HIT ", " AM_ROTATION_HIT
-	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
-	" WHERE a.state IN ('active', 'orphaned')"
-	"   AND (" AM_ORPHAN_HIT " OR " DECOMMISSION_HIT
-	"        OR " HEARTBEAT_MISSED_HIT " OR " AM_ROTATION_HIT ")",
-	1, {TIMESTAMPTZOID}
-};
+#define CANDIDATES_SQL(rotation_hit) \
+	"SELECT a.agent_id, " AM_ORPHAN_HIT "," \
+	"       a.state IN ('active', 'orphaned') AND " DECOMMISSION_HIT "," \
+	"       " HEARTBEAT_MISSED_HIT ", " rotation_hit \
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy" \
+	" WHERE a.state IN ('active', 'orphaned')" \
+	"   AND (" AM_ORPHAN_HIT " OR " DECOMMISSION_HIT \
+	"        OR " HEARTBEAT_MISSED_HIT " OR " rotation_hit ")"
+static AmPlan candidates_plan = {CANDIDATES_SQL(AM_ROTATION_HIT), 1, {TIMESTAMPTZOID}};
+/* the same on the 1.0 schema (no rotate_after yet) */
+static AmPlan candidates_plan_10 = {CANDIDATES_SQL(AM_ROTATION_HIT_10), 1, {TIMESTAMPTZOID}};
 
 static AmPlan decommission_batch_plan = {
 	"SELECT a.agent_id,"
@@ -180,7 +181,7 @@ find_candidates(AmPass *pass)
 	uint64		i;
 	int			ph;
 
-	am_exec(&candidates_plan, &v, NULL, true, 0);
+	am_exec(am_schema_is_1_1() ? &candidates_plan : &candidates_plan_10, &v, NULL, true, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
 	for (ph = 0; ph < AM_CAND_PHASES; ph++)
@@ -316,6 +317,10 @@ credentials_batch(AmPass *pass)
 {
 	int			n = Min(pass->batch_size, pass->ncand[PH_CREDENTIALS] - pass->pos);
 	int			i;
+
+	/* first, the credential uses verifications queued (credentials.c) */
+	if (pass->pos == 0)
+		(void) am_flush_uses();
 
 	/* am_rotate_if_needed locks each agent (SKIP LOCKED) and decides */
 	for (i = 0; i < n; i++)

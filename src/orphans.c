@@ -21,14 +21,15 @@
 /*
  * The four reasons of the Python reference, with its defects fixed: "never
  * sent a heartbeat" counts from activation, not creation; inactivity counts
- * from the last heartbeat or administrative change; one row per reason.
+ * from the last heartbeat, administrative change or use of a credential
+ * (last_used_at); one row per reason.
  * Orphaned and decommissioned agents are not candidates.
  *
  * The rules are written once, here, as a LATERAL VALUES list over agent "a"
  * and its policy "p" as of $1; lm_detect_orphans() reports them and the
  * maintenance pass (am_orphan_batch_plan) acts on them.
  */
-#define ORPHAN_REASONS \
+#define ORPHAN_REASONS_AT(last_activity) \
 	"(VALUES" \
 	"    ('silent', " AM_SILENT_HIT "," \
 	"     format('No heartbeat for %s days (threshold: %s)'," \
@@ -42,21 +43,22 @@
 	"     extract(epoch FROM $1 - COALESCE(a.activated_at, a.created_at))::float8 / 86400)," \
 	"    ('no_owner', " AM_NO_OWNER_HIT "," \
 	"     'No owner assigned', NULL::float8)," \
-	"    ('inactive', " AM_INACTIVE_HIT "," \
+	"    ('inactive', " AM_INACTIVE_HIT_AT(last_activity) "," \
 	"     format('Inactive for %s days (max: %s)'," \
-	"            floor(extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at)) / 86400)," \
+	"            floor(extract(epoch FROM $1 - " last_activity ") / 86400)," \
 	"            p.max_inactive_days)," \
-	"     extract(epoch FROM $1 - GREATEST(a.last_heartbeat, a.updated_at))::float8 / 86400)" \
+	"     extract(epoch FROM $1 - " last_activity ")::float8 / 86400)" \
 	"  ) AS r(code, hit, reason, days)"
 
-static AmPlan detect_plan = {
-	"SELECT a.agent_id, a.name, a.owner, a.state, r.code, r.reason, r.days"
-	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
-	"  LATERAL " ORPHAN_REASONS
-	" WHERE a.state NOT IN ('orphaned', 'decommissioned') AND r.hit"
-	" ORDER BY a.created_at, a.agent_id, r.code",
-	1, {TIMESTAMPTZOID}
-};
+#define DETECT_SQL(last_activity) \
+	"SELECT a.agent_id, a.name, a.owner, a.state, r.code, r.reason, r.days" \
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy," \
+	"  LATERAL " ORPHAN_REASONS_AT(last_activity) \
+	" WHERE a.state NOT IN ('orphaned', 'decommissioned') AND r.hit" \
+	" ORDER BY a.created_at, a.agent_id, r.code"
+static AmPlan detect_plan = {DETECT_SQL(AM_LAST_ACTIVITY), 1, {TIMESTAMPTZOID}};
+/* on the 1.0 schema, before ALTER EXTENSION UPDATE: no last_used_at */
+static AmPlan detect_plan_10 = {DETECT_SQL(AM_LAST_ACTIVITY_10), 1, {TIMESTAMPTZOID}};
 
 /*
  * Lock the agents among $2 (candidates of the maintenance pass) that are
@@ -70,7 +72,8 @@ AmPlan		am_orphan_batch_plan = {
 	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy,"
 	"  LATERAL (SELECT string_agg(r.code, ', ' ORDER BY r.code) AS codes,"
 	"                  string_agg(r.reason, '; ' ORDER BY r.code) AS reasons"
-	"             FROM " ORPHAN_REASONS
+	/* the inactive reason is not acted on here: its 1.0 form serves both schemas */
+	"             FROM " ORPHAN_REASONS_AT(AM_LAST_ACTIVITY_10)
 	"            WHERE r.hit AND r.code IN ('silent', 'never_heartbeat', 'no_owner')) o"
 	" WHERE a.agent_id = ANY ($2) AND a.state = 'active' AND o.codes IS NOT NULL"
 	" ORDER BY a.agent_id"
@@ -92,7 +95,7 @@ lm_detect_orphans(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	am_connect(&priv);
-	am_exec(&detect_plan, &as_of, NULL, true, 0);
+	am_exec(am_schema_is_1_1() ? &detect_plan : &detect_plan_10, &as_of, NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Datum		values[7];
@@ -116,20 +119,54 @@ static AmPlan rotation_candidates_plan = {
 	"SELECT agent_id FROM agentmesh.agents WHERE state = 'active' ORDER BY agent_id",
 	0, {InvalidOid}
 };
+#define ROTATION_STATE_SQL(due, awaiting) \
+	"SELECT a.credential_id, a.credential_expires_at, p.auto_rotate, p.rotation_overlap," \
+	"       COALESCE(c.expired_recorded, false), $2 - a.credential_expires_at," \
+	"       " due ", " awaiting \
+	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy" \
+	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id" \
+	" WHERE a.agent_id = $1 AND a.state = 'active'" \
+	"   FOR UPDATE OF a SKIP LOCKED"
 static AmPlan rotation_state_plan = {
-	"SELECT a.credential_id, a.credential_expires_at, p.auto_rotate, p.rotation_overlap,"
-	"       COALESCE(c.expired_recorded, false), $2 - a.credential_expires_at"
-	"  FROM agentmesh.agents a JOIN agentmesh.policies p ON p.name = a.policy"
-	"  LEFT JOIN agentmesh.credentials c ON c.credential_id = a.credential_id"
-	" WHERE a.agent_id = $1 AND a.state = 'active'"
-	"   FOR UPDATE OF a SKIP LOCKED",
+	ROTATION_STATE_SQL("COALESCE(" AM_ROTATE_DUE("$2") ", false)",
+					   "EXISTS (SELECT FROM agentmesh.credential_handovers h"
+					   "         WHERE h.successor_id = a.credential_id AND h.promoted_at IS NOT NULL)"),
 	2, {TEXTOID, TIMESTAMPTZOID}
+};
+/* on the 1.0 schema: no rotate_after, no hand-overs */
+static AmPlan rotation_state_plan_10 = {
+	ROTATION_STATE_SQL("false", "false"), 2, {TEXTOID, TIMESTAMPTZOID}
 };
 static AmPlan mark_expired_plan = {
 	"UPDATE agentmesh.credentials SET expired_recorded = true WHERE credential_id = $1",
 	1, {TEXTOID}
 };
 
+
+/*
+ * A rotation by the pass: the agent's reserved successor, sealed under the
+ * current token, becomes its credential (credentials.c), so that the agent
+ * claims it with the token it holds; a plain rotation when there is none.
+ */
+static void
+rotate_with_handover(const char *agent_id, TimestampTz as_of)
+{
+	AmGrant		grant;
+	AmState		st;
+
+	am_set_handover_rotation(true);
+	PG_TRY();
+	{
+		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+	}
+	PG_FINALLY();
+	{
+		am_set_handover_rotation(false);
+	}
+	PG_END_TRY();
+	if (grant.token)
+		explicit_bzero(grant.token, AM_TOKEN_LEN);
+}
 
 /*
  * Apply the rotation policy to one active agent as of a time (inside
@@ -149,10 +186,11 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 	Interval   *past;
 	AmGrant		grant;
 	AmState		st;
+	bool		due;
 
 	v[0] = CStringGetTextDatum(agent_id);
 	v[1] = TimestampTzGetDatum(as_of);
-	am_exec(&rotation_state_plan, v, NULL, false, 1);
+	am_exec(am_schema_is_1_1() ? &rotation_state_plan : &rotation_state_plan_10, v, NULL, false, 1);
 	if (SPI_processed == 0)
 		return AM_RA_SKIPPED;
 	cred = am_getcol_text(1);
@@ -173,10 +211,17 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 		*detail = "No credential found, issued new one";
 		return AM_RA_ISSUED;
 	}
+	/*
+	 * A successor the agent has not claimed yet is not rotated on schedule
+	 * again: that would end the predecessor the agent holds (at most two
+	 * verify) and strand it.  It is still rotated inside its overlap.
+	 */
+	due = DatumGetBool(am_getcol(7, &isnull)) && !DatumGetBool(am_getcol(8, &isnull));
 	if (expires <= as_of)
 	{
 		if (auto_rotate)
 		{
+			/* the token expired: nobody can claim a successor sealed under it */
 			am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
 			*detail = "Credential expired, auto-rotated";
 			return AM_RA_ROTATED;
@@ -200,8 +245,14 @@ am_rotate_if_needed(const char *agent_id, TimestampTz as_of, char **detail)
 										 DirectFunctionCall1(interval_um,
 															 IntervalPGetDatum(overlap)))))
 	{
-		am_issue_and_apply(AM_OP_ROTATE, agent_id, AM_MAINT_ACTOR, NULL, as_of, &grant, &st);
+		rotate_with_handover(agent_id, as_of);
 		*detail = "Pre-expiry rotation (inside the rotation overlap)";
+		return AM_RA_ROTATED;
+	}
+	if (auto_rotate && due)
+	{
+		rotate_with_handover(agent_id, as_of);
+		*detail = "Scheduled rotation (rotate_after of the lifetime reached)";
 		return AM_RA_ROTATED;
 	}
 	*detail = "Credential valid";

@@ -44,7 +44,7 @@ const char *const am_policy_columns[AM_NUM_POLICY_COLUMNS] = {
 	"heartbeat_interval", "orphan_threshold", "max_inactive_days",
 	"max_credential_ttl", "rotation_overlap", "auto_rotate",
 	"revoke_on_decommission", "heartbeat_requires_token", "audit_heartbeats",
-	"auto_decommission",
+	"auto_decommission", "rotate_after",
 	"allowed_roles", "approver_role"
 };
 
@@ -309,6 +309,9 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 	/* every setting is required; say so before comparing anything */
 	for (i = 0; i < AM_NUM_POLICY_SETTINGS; i++)
 	{
+		/* a 1.0 table, before ALTER EXTENSION UPDATE, lacks the 1.1 settings */
+		if (SPI_fnumber(desc, am_policy_columns[i]) <= 0)
+			continue;
 		(void) am_col(tup, desc, am_policy_columns[i], &isnull);
 		if (isnull)
 			ereport(ERROR,
@@ -352,6 +355,14 @@ am_validate_policy(HeapTuple tup, TupleDesc desc, const char *name)
 	days = DatumGetInt32(am_col(tup, desc, "max_inactive_days", &isnull));
 	if (bad == NULL && (days <= 0 || days > 36500))
 		bad = "max_inactive_days", why = "must be between 1 and 36500";
+	/* issue 12: a fraction of the lifetime; NaN fails both comparisons */
+	if (bad == NULL && SPI_fnumber(desc, "rotate_after") > 0)
+	{
+		float8		ra = DatumGetFloat8(am_col(tup, desc, "rotate_after", &isnull));
+
+		if (!(ra > 0.0 && ra <= 1.0))
+			bad = "rotate_after", why = "must be a fraction of the credential lifetime, above 0 and at most 1";
+	}
 	if (bad)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -119,6 +119,7 @@ def policy_dml(rng):
         ("heartbeat_requires_token", ["true", "false"]),
         ("audit_heartbeats", ["true", "false"]),
         ("auto_rotate", ["true", "false"]),
+        ("rotate_after", ["0", "-0.5", "0.5", "1", "1.5", "'NaN'", "'Infinity'", "1e-300", "NULL"]),
     ])
     val = pick(rng, pool)
     if rng.random() < 0.5:
@@ -147,6 +148,8 @@ GENERATORS = {
     "lm_rotate_credentials": (6, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_rotate_credentials(%s, %s)" % (agent(r), actor(r))),
     "lm_revoke_credentials": (3, lambda r: call("lm_revoke_credentials", agent(r), text(r), actor(r))),
     "lm_verify_credential": (8, lambda r: call("lm_verify_credential", pick(r, TOKENS) if r.random() < .6 else text(r))),
+    "lm_renew": (4, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_renew(%s)" % (pick(r, TOKENS) if r.random() < .7 else text(r))),
+    "lm_claim_credential": (3, lambda r: "INSERT INTO fuzz_tokens SELECT token FROM agentmesh.lm_claim_credential(%s)" % (pick(r, TOKENS) if r.random() < .7 else text(r))),
     "lm_check_and_rotate": (1, lambda r: call("lm_check_and_rotate", pick(r, TS), pick(r, BOOLS))),
     "lm_detect_orphans": (2, lambda r: call("lm_detect_orphans", pick(r, TS))),
     "lm_mark_orphaned": (4, lambda r: call("lm_mark_orphaned", agent(r), actor(r))),
