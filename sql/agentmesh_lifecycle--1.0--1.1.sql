@@ -629,6 +629,9 @@ SELECT a.agent_id,
 	   a.last_heartbeat,
 	   pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.now()
 			OPERATOR(pg_catalog.-) a.last_heartbeat)::pg_catalog.numeric, 3) AS seconds_since_heartbeat,
+	   a.last_used_at,
+	   pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.now()
+			OPERATOR(pg_catalog.-) a.last_used_at)::pg_catalog.numeric, 3) AS seconds_since_last_use,
 	   a.heartbeat_count,
 	   COALESCE(o.reasons, '{}'::pg_catalog.text[]) AS orphan_reasons
   FROM agentmesh.agents a
@@ -969,6 +972,8 @@ COMMENT ON COLUMN agentmesh.fleet.credential_expires_at IS 'When the newest cred
 COMMENT ON COLUMN agentmesh.fleet.credential_expires_in_seconds IS 'Seconds until it expires (negative: expired).';
 COMMENT ON COLUMN agentmesh.fleet.last_heartbeat IS 'Last heartbeat, or NULL.';
 COMMENT ON COLUMN agentmesh.fleet.seconds_since_heartbeat IS 'Seconds since the last heartbeat, or NULL if none.';
+COMMENT ON COLUMN agentmesh.fleet.last_used_at IS 'Last successful use of any of the agent''s credentials (verification, renewal, claim); NULL if never.';
+COMMENT ON COLUMN agentmesh.fleet.seconds_since_last_use IS 'Seconds since last_used_at; NULL if never used.';
 COMMENT ON COLUMN agentmesh.fleet.heartbeat_count IS 'Heartbeats received.';
 COMMENT ON COLUMN agentmesh.fleet.orphan_reasons IS 'Orphan reasons that hold now (lm_detect_orphans), empty if none.';
 

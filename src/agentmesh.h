@@ -44,6 +44,7 @@ extern char *am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname
 						 bool required, int maxlen, bool allow_empty);
 extern char *am_actor(FunctionCallInfo fcinfo, int argno);
 extern char *am_agent_id_arg(FunctionCallInfo fcinfo);
+extern char *am_agent_id_arg_opt(FunctionCallInfo fcinfo, bool required);
 extern Jsonb *am_tags_arg(FunctionCallInfo fcinfo, int argno);
 extern Jsonb *am_jsonb_build(int npairs, const char *const *keys, const char *const *vals);
 extern Jsonb *am_details1(const char *k, const char *v);

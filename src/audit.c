@@ -1071,7 +1071,7 @@ Datum
 lm_audit_trail(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *agent_id = am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
+	char	   *agent_id = am_agent_id_arg(fcinfo);
 	Datum		arg = CStringGetTextDatum(agent_id);
 	AmPriv		priv;
 
@@ -1537,7 +1537,7 @@ Datum
 lm_verify_audit(PG_FUNCTION_ARGS)
 {
 	char	   *only = PG_ARGISNULL(0) ? NULL :
-		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+		am_agent_id_arg_opt(fcinfo, false);
 	ProblemList pl;
 	AmPriv		priv;
 	TupleDesc	rdesc;
@@ -1589,7 +1589,7 @@ lm_verify_audit_problems(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *only = PG_ARGISNULL(0) ? NULL :
-		am_arg_text(fcinfo, 0, "agent_id", false, AM_MAX_ID_LEN, false);
+		am_agent_id_arg_opt(fcinfo, false);
 	ProblemList pl;
 	AmPriv		priv;
 	ListCell   *lc;

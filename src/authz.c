@@ -25,6 +25,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/catalog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -216,33 +217,54 @@ am_require_admin(const AmCaller *c, const char *funcname)
 char *
 am_resolve_team(const AmCaller *c, const char *team)
 {
-	Oid			roleid;
+	char	   *name;
 
 	if (team == NULL)
 		return am_caller_name(c);
-	roleid = get_role_oid(team, true);
-	if (!OidIsValid(roleid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the requested team does not exist"),
-				 errhint("A team is a PostgreSQL role.")));
-	if (!is_member_of_role(c->user, roleid))
+	name = am_existing_role(team);
+	if (!is_member_of_role(c->user, get_role_oid(name, false)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to request an agent for the requested team"),
 				 errhint("A team is a role the session user is a member of.")));
-	return pstrdup(team);
+	return name;
 }
 
-/* An existing role's name for lm_change_team(); 42704 otherwise. */
+/*
+ * An existing role's name that may be a team (lm_request, lm_change_team):
+ * 42704 for no such role, 22023 for a role that is shared by every
+ * requester or predefined; none of them echoes the name.
+ */
 char *
 am_existing_role(const char *team)
 {
+	static const char *const shared_roles[] = {
+		"agentmesh_admin", "agentmesh_approver", "agentmesh_requester",
+		"agentmesh_agent", "agentmesh_auditor"
+	};
+	int			i;
+
 	if (!OidIsValid(get_role_oid(team, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the requested team does not exist"),
 				 errhint("A team is a PostgreSQL role.")));
+
+	/*
+	 * Not a role that every requester (or every login) shares: an agent of
+	 * team agentmesh_requester would be every team's agent.
+	 */
+	for (i = 0; i < lengthof(shared_roles); i++)
+		if (strcmp(team, shared_roles[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the requested team is one of the extension's roles"),
+					 errhint("A team is a role of its own, granted to the team's logins.")));
+	if (IsReservedName(team))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the requested team is a predefined role"),
+				 errhint("A team is a role of its own, granted to the team's logins.")));
 	return pstrdup(team);
 }
 

@@ -850,6 +850,19 @@ lm_heartbeat(PG_FUNCTION_ARGS)
 			heartbeat_token_refused();
 	}
 	am_connect(&priv);
+	if (token != NULL)
+	{
+		AmTokenInfo pre;
+
+		/*
+		 * A token that is not this agent's is refused before the row lock
+		 * too: waiting for a row another session holds would tell a caller
+		 * without the agent's token that the agent exists.
+		 */
+		if (!am_token_lookup(token, GetCurrentTimestamp(), &pre) ||
+			strcmp(pre.agent_id, agent_id) != 0)
+			heartbeat_token_refused();
+	}
 	found = am_agent_row_lock(&row, agent_id);
 
 	/*

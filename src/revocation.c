@@ -374,7 +374,7 @@ am_revocation_lock(AmOp op, const char *agent_id)
 				held_up(op, agent_id,
 						psprintf(_("The agent's row is held by %s, which is never terminated."),
 								 pid_list(now, n, true)),
-						_("End that transaction, or terminate it with pg_terminate_backend(), and retry."));
+						_("End that transaction (a prepared one with ROLLBACK PREPARED or COMMIT PREPARED, see pg_prepared_xacts), or terminate its session with pg_terminate_backend(), and retry."));
 		if (n > 0 && !superuser_arg(owner) &&
 			!has_privs_of_role(owner, ROLE_PG_SIGNAL_BACKEND))
 			held_up(op, agent_id,

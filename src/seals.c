@@ -861,7 +861,7 @@ lm_audit_consistency_proof(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("old_size must not be null")));
 	am_connect(&priv);
 	current_checkpoint(&cp);
@@ -903,7 +903,7 @@ lm_audit_inclusion_proof(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event_id must not be null")));
 	event_id = PG_GETARG_INT64(0);
 	am_connect(&priv);

@@ -204,6 +204,42 @@ am_getcol_text(int col)
 }
 
 /*
+ * A transaction that ran a writing lm_* function must not be prepared
+ * (PREPARE TRANSACTION): a prepared transaction keeps its agent-row locks
+ * with no session behind it, which no revocation can terminate
+ * (revocation.c), so any login could hold up a revocation for ever.  The
+ * flag is set by am_require_writable(), which every writing function calls
+ * first, and cleared at the end of every transaction.
+ */
+static bool prepare_guard_registered = false;
+static bool xact_changed_agents = false;
+
+static void
+refuse_prepare(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (xact_changed_agents)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that called a writing agentmesh function"),
+						 errdetail("A prepared transaction would hold agent rows beyond the reach of revocation."),
+						 errhint("Commit or roll back the transaction instead.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			xact_changed_agents = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
  * Writes are refused with 25006 on a hot standby and in a read-only
  * transaction, before any work is done.  The heartbeat updates its row
  * without the executor, which would otherwise make this check for it.
@@ -211,6 +247,12 @@ am_getcol_text(int col)
 void
 am_require_writable(const char *funcname)
 {
+	if (!prepare_guard_registered)
+	{
+		RegisterXactCallback(refuse_prepare, NULL);
+		prepare_guard_registered = true;
+	}
+	xact_changed_agents = true;
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),

@@ -29,40 +29,48 @@
  * Length in bytes of a character at p (which ends at end) that must not
  * appear in names, owners, actors, teams and tags, or 0.  Refused: ASCII and
  * C1 control characters (newline and tab allowed where multiline), and in
- * UTF-8 the characters that make text display differently from what it is:
- * the bidirectional marks (U+200E, U+200F, U+061C), embeddings, overrides
- * and isolates (U+202A-U+202E, U+2066-U+2069), the line and paragraph
- * separators (U+2028, U+2029), the zero-width characters (U+200B-U+200D,
- * U+2060) and the byte order mark (U+FEFF).
+ * UTF-8 the characters that make text display differently from what it is,
+ * which would let a claimed actor or name look like another: the
+ * bidirectional marks (U+200E, U+200F, U+061C), embeddings, overrides and
+ * isolates (U+202A-U+202E, U+2066-U+2069), the line and paragraph
+ * separators (U+2028, U+2029), the zero-width and other invisible format
+ * characters (U+00AD, U+034F, U+200B-U+200D, U+2060-U+2065, U+206A-U+206F,
+ * U+FFF9-U+FFFB, U+1D173-U+1D17A, the tag characters U+E0000-U+E007F), the
+ * fillers that display as nothing (U+115F, U+1160, U+17B4, U+17B5, U+3164,
+ * U+FFA0), the variation selectors (U+180B-U+180F, U+FE00-U+FE0F,
+ * U+E0100-U+E01EF) and the byte order mark (U+FEFF).
  */
+static const struct
+{
+	pg_wchar	lo;
+	pg_wchar	hi;
+}			invisible_ranges[] = {
+	{0x0080, 0x009F}, {0x00AD, 0x00AD}, {0x034F, 0x034F}, {0x061C, 0x061C},
+	{0x115F, 0x1160}, {0x17B4, 0x17B5}, {0x180B, 0x180F}, {0x200B, 0x200F},
+	{0x2028, 0x202E}, {0x2060, 0x206F}, {0x3164, 0x3164}, {0xFE00, 0xFE0F},
+	{0xFEFF, 0xFEFF}, {0xFFA0, 0xFFA0}, {0xFFF9, 0xFFFB}, {0x1D173, 0x1D17A},
+	{0xE0000, 0xE007F}, {0xE0100, 0xE01EF},
+};
+
 static int
 forbidden_char_len(const unsigned char *p, const unsigned char *end, bool multiline)
 {
-	size_t		left = end - p;
+	int			len;
+	pg_wchar	c;
+	int			i;
 
 	if (*p < 0x20 || *p == 0x7f)
 		return (multiline && (*p == '\n' || *p == '\t')) ? 0 : 1;
-	if (GetDatabaseEncoding() != PG_UTF8 || *p < 0xc2 || left < 2)
+	if (GetDatabaseEncoding() != PG_UTF8 || *p < 0x80)
 		return 0;
-	/* U+0080-U+009F */
-	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-		return 2;
-	/* U+061C */
-	if (p[0] == 0xd8 && p[1] == 0x9c)
-		return 2;
-	if (left < 3)
+	/* the server validated the encoding; a lead byte says how long it is */
+	len = pg_utf_mblen(p);
+	if (len < 2 || len > end - p)
 		return 0;
-	if (p[0] == 0xe2 && p[1] == 0x80 &&
-		((p[2] >= 0x8b && p[2] <= 0x8f) ||	/* U+200B-U+200F */
-		 (p[2] >= 0xa8 && p[2] <= 0xae)))	/* U+2028-U+202E */
-		return 3;
-	if (p[0] == 0xe2 && p[1] == 0x81 &&
-		(p[2] == 0xa0 ||		/* U+2060 */
-		 (p[2] >= 0xa6 && p[2] <= 0xa9)))	/* U+2066-U+2069 */
-		return 3;
-	/* U+FEFF */
-	if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
-		return 3;
+	c = utf8_to_unicode(p);
+	for (i = 0; i < lengthof(invisible_ranges); i++)
+		if (c >= invisible_ranges[i].lo && c <= invisible_ranges[i].hi)
+			return len;
 	return 0;
 }
 
@@ -127,7 +135,7 @@ am_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s contains control characters", argname),
-				 errdetail("Control characters, Unicode bidirectional controls, line separators and zero-width characters are not allowed.")));
+				 errdetail("Control characters, Unicode bidirectional controls, line separators, zero-width and other invisible characters are not allowed.")));
 	return s;
 }
 
@@ -148,9 +156,16 @@ am_actor(FunctionCallInfo fcinfo, int argno)
 char *
 am_agent_id_arg(FunctionCallInfo fcinfo)
 {
-	char	   *id = am_arg_text(fcinfo, 0, "agent_id", true, AM_MAX_ID_LEN, false);
+	return am_agent_id_arg_opt(fcinfo, true);
+}
 
-	if (strncmp(id, AM_TOKEN_PREFIX, strlen(AM_TOKEN_PREFIX)) == 0)
+/* The same, NULL allowed (and returned) unless required. */
+char *
+am_agent_id_arg_opt(FunctionCallInfo fcinfo, bool required)
+{
+	char	   *id = am_arg_text(fcinfo, 0, "agent_id", required, AM_MAX_ID_LEN, false);
+
+	if (id != NULL && strncmp(id, AM_TOKEN_PREFIX, strlen(AM_TOKEN_PREFIX)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("agent_id looks like a credential token"),
@@ -250,6 +265,7 @@ static const struct
 	{"credentials_revoked", AM_JSON_NUMBER},
 	{"reason_codes", AM_JSON_LIST},
 	{"reclaimed", AM_JSON_BOOL},
+	{"self_renewed", AM_JSON_BOOL},
 };
 
 static AmJsonKind
