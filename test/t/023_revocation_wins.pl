@@ -260,13 +260,23 @@ for my $who ('admin2_login', 'superuser')
 	ok(verifies($tok), "the token still verifies ($who holder)");
 }
 
-# a prepared transaction holding the row has no process to terminate
+# a prepared transaction holding the row has no process to terminate: one
+# that called a writing lm_* function cannot be prepared at all, and one
+# that locked the row in plain SQL (here the superuser's) makes the
+# revocation fail with 55P03, its HINT naming ROLLBACK PREPARED
 {
 	my ($id, $tok) = active_agent();
-	sql("BEGIN; SELECT 1 FROM agentmesh.lm_heartbeat('$id'); PREPARE TRANSACTION 'hold'");
+	my ($rc, $o, $e) = $node->psql('postgres',
+		"BEGIN; SELECT 1 FROM agentmesh.lm_heartbeat('$id', '$tok'); PREPARE TRANSACTION 'hb'",
+		extra_params => [ '-U', 'agent_login' ]);
+	like($e, qr/cannot PREPARE a transaction that called a writing agentmesh function/,
+		'an agent login cannot prepare its heartbeat transaction');
+	is(sql("SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'hb'"), '0', 'nothing was prepared');
+	sql("BEGIN; SELECT 1 FROM agentmesh.agents WHERE agent_id = '$id' FOR UPDATE; PREPARE TRANSACTION 'hold'");
 	my ($ok, $out, $err, $dt) = timed('admin_login', 500,
 		"SELECT 1 FROM agentmesh.lm_revoke_credentials('$id', 'leaked')");
 	like($err, qr/55P03: .*\n.*held by a prepared transaction, which is never terminated/, 'a prepared holder: 55P03 naming it');
+	like($err, qr/ROLLBACK PREPARED/, 'its HINT names ROLLBACK PREPARED');
 	sql("ROLLBACK PREPARED 'hold'");
 	ok(verifies($tok), 'nothing revoked (prepared holder)');
 }
