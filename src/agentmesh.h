@@ -267,6 +267,8 @@ extern int	am_revoke_all_credentials(const char *agent_id, const char *reason, T
 extern char *am_random_id(const char *prefix, int nbytes);
 extern bool am_token_hash(const char *token, uint8 *hash_out);
 extern char *am_token_agent(const char *token, TimestampTz as_of, bool require_active);
+extern Datum am_grant_result(FunctionCallInfo fcinfo, const char *agent_id, AmState state,
+							 const AmGrant *g);
 
 /* ---- credentials that reach their agents (issue 12): handover.c, credentials.c ---- */
 

@@ -787,6 +787,33 @@ am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_t
 }
 
 /*
+ * The credential_grant row a call returns (lm_activate, lm_rotate_credentials,
+ * lm_reclaim, lm_renew, lm_claim_credential): the agent, its state, the grant.
+ */
+Datum
+am_grant_result(FunctionCallInfo fcinfo, const char *agent_id, AmState state, const AmGrant *g)
+{
+	TupleDesc	desc;
+	Datum		v[6];
+	bool		n[6] = {false, false, false, false, false, false};
+	Oid			state_in;
+	Oid			ioparam;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	getTypeInputInfo(TupleDescAttr(desc, 1)->atttypid, &state_in, &ioparam);
+	v[0] = CStringGetTextDatum(agent_id);
+	v[1] = OidFunctionCall3(state_in, CStringGetDatum(am_state_names[state]),
+							ObjectIdGetDatum(ioparam), Int32GetDatum(-1));
+	v[2] = CStringGetTextDatum(g->credential_id);
+	v[3] = TimestampTzGetDatum(g->issued_at);
+	v[4] = TimestampTzGetDatum(g->expires_at);
+	v[5] = CStringGetTextDatum(g->token);
+	return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
+}
+
+/*
  * lm_verify_credential(token) — agent id or NULL.  Never raises for a bad
  * token (an error would put the statement, and so the token, in the server
  * log).  It records the last use at most once a minute per credential

@@ -236,30 +236,6 @@ apply_op(AmOp op, AmAgent *a, const char *actor, Jsonb *details, const AmChange 
 	return SPI_datumTransfer(row, false, -1);
 }
 
-/* Build a credential_grant row. */
-static Datum
-grant_result(FunctionCallInfo fcinfo, const char *agent_id, AmState state, const AmGrant *g)
-{
-	TupleDesc	desc;
-	Datum		v[6];
-	bool		n[6] = {false, false, false, false, false, false};
-	Oid			state_in;
-	Oid			ioparam;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	desc = BlessTupleDesc(desc);
-	getTypeInputInfo(TupleDescAttr(desc, 1)->atttypid, &state_in, &ioparam);
-	v[0] = CStringGetTextDatum(agent_id);
-	v[1] = OidFunctionCall3(state_in, CStringGetDatum(am_state_names[state]),
-							ObjectIdGetDatum(ioparam), Int32GetDatum(-1));
-	v[2] = CStringGetTextDatum(g->credential_id);
-	v[3] = TimestampTzGetDatum(g->issued_at);
-	v[4] = TimestampTzGetDatum(g->expires_at);
-	v[5] = CStringGetTextDatum(g->token);
-	return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
-}
-
 /* ----------------------------------------------------------------
  * Operations
  * ----------------------------------------------------------------
@@ -655,7 +631,7 @@ issuing_op(FunctionCallInfo fcinfo, AmOp op, const char *new_owner, int actor_ar
 	(void) issue_and_apply(&caller, op, agent_id, actor, new_owner,
 						   GetCurrentTransactionStartTimestamp(), &grant, &state);
 	am_finish(&priv);
-	return grant_result(fcinfo, agent_id, state, &grant);
+	return am_grant_result(fcinfo, agent_id, state, &grant);
 }
 
 PG_FUNCTION_INFO_V1(lm_activate);

@@ -61,30 +61,6 @@ static AmPlan renew_apply_plan = {
 	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
-/* a credential_grant row */
-static Datum
-grant_result(FunctionCallInfo fcinfo, const char *agent_id, const AmGrant *g)
-{
-	TupleDesc	desc;
-	Datum		v[6];
-	bool		n[6] = {false, false, false, false, false, false};
-	Oid			state_in;
-	Oid			ioparam;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	desc = BlessTupleDesc(desc);
-	getTypeInputInfo(TupleDescAttr(desc, 1)->atttypid, &state_in, &ioparam);
-	v[0] = CStringGetTextDatum(agent_id);
-	v[1] = OidFunctionCall3(state_in, CStringGetDatum(am_state_names[AM_ACTIVE]),
-							ObjectIdGetDatum(ioparam), Int32GetDatum(-1));
-	v[2] = CStringGetTextDatum(g->credential_id);
-	v[3] = TimestampTzGetDatum(g->issued_at);
-	v[4] = TimestampTzGetDatum(g->expires_at);
-	v[5] = CStringGetTextDatum(g->token);
-	return HeapTupleGetDatum(heap_form_tuple(desc, v, n));
-}
-
 /*
  * Authenticate: the token (argument 0) is live, its agent's row is locked
  * (inside am_connect) and the agent is active; else refused.  *info
@@ -177,7 +153,7 @@ lm_renew(PG_FUNCTION_ARGS)
 	if (SPI_processed != 1)
 		elog(ERROR, "agent \"%s\" vanished while locked", agent_id);
 	am_finish(&priv);
-	PG_RETURN_DATUM(grant_result(fcinfo, agent_id, &grant));
+	PG_RETURN_DATUM(am_grant_result(fcinfo, agent_id, AM_ACTIVE, &grant));
 }
 
 /*
@@ -209,5 +185,5 @@ lm_claim_credential(PG_FUNCTION_ARGS)
 	if (!ok)
 		refused(SELF_CLAIM);
 	am_finish(&priv);
-	PG_RETURN_DATUM(grant_result(fcinfo, agent_id, &grant));
+	PG_RETURN_DATUM(am_grant_result(fcinfo, agent_id, AM_ACTIVE, &grant));
 }

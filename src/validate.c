@@ -222,7 +222,7 @@ am_tags_arg(FunctionCallInfo fcinfo, int argno)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("tags contain control characters"),
-					 errdetail("Control characters, Unicode bidirectional controls, line separators and zero-width characters are not allowed in tag names or values.")));
+					 errdetail("Control characters, Unicode bidirectional controls, line separators, zero-width and other invisible characters are not allowed in tag names or values.")));
 		else if (tok == WJB_VALUE && v.type != jbvString)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
