@@ -69,6 +69,9 @@ TS = [
 ]
 # allow_future: mostly true, so that later passes are exercised too
 BOOLS = ["true", "true", "true", "false", "NULL"]
+# audit tree sizes: absent, edges, the current size, beyond it
+SIZES = ["NULL", "0", "1", "2", "-1", "7", "(SELECT tree_size FROM agentmesh.lm_audit_checkpoint())",
+         "(SELECT tree_size + 1 FROM agentmesh.lm_audit_checkpoint())", "9223372036854775807"]
 STATES = ["'%s'" % s for s in ("pending_approval", "provisioned", "active", "suspended",
                                "rotating_credentials", "decommissioning",
                                "decommissioned", "orphaned")] + [
@@ -161,6 +164,13 @@ GENERATORS = {
     "lm_summary": (1, lambda r: call("lm_summary")),
     "lm_verify_audit": (1, lambda r: call("lm_verify_audit", agent(r) if r.random() < .8 else "NULL")),
     "lm_transitions": (1, lambda r: call("lm_transitions")),
+    "lm_verify_audit_problems": (1, lambda r: call("lm_verify_audit_problems", agent(r) if r.random() < .8 else "NULL")),
+    "lm_audit_checkpoint": (1, lambda r: call("lm_audit_checkpoint")),
+    "lm_audit_consistency_proof": (1, lambda r: call("lm_audit_consistency_proof", pick(r, SIZES), pick(r, SIZES))),
+    "lm_audit_inclusion_proof": (1, lambda r: call("lm_audit_inclusion_proof",
+                                                   pick(r, ["NULL", "0", "1", "-1", "(SELECT max(event_id) FROM agentmesh.audit_events)",
+                                                            "(SELECT min(event_id) FROM agentmesh.audit_events)", "9223372036854775807"]),
+                                                   pick(r, SIZES))),
     "lm_run_maintenance": (1, lambda r: call("lm_run_maintenance", pick(r, TS),
                                              pick(r, ["NULL", "0", "-1", "1", "7", "100", "2147483647"]),
                                              pick(r, BOOLS))),
