@@ -152,7 +152,7 @@ SELECT datname = current_database() AS this_db, pid, state, passes, orphaned, er
 -- lm_events: cursors are checked, never echoed
 SELECT count(*) AS from_start FROM agentmesh.lm_events();
 SELECT count(*) AS page FROM agentmesh.lm_events(NULL, 2);
-SELECT * FROM agentmesh.lm_events('agent:0123456789abcdef');
+SELECT * FROM agentmesh.lm_events('agent:not-a-cursor');
 SELECT * FROM agentmesh.lm_events('1:2:3');
 SELECT * FROM agentmesh.lm_events('1:9223372036854775808');
 SELECT count(*) AS at_the_limits FROM agentmesh.lm_events('18446744073709551615:9223372036854775807');
