@@ -96,6 +96,15 @@ am_queue_use(const AmUse *use)
 	if (use_hash == NULL || strlen(use->credential_id) >= AM_USE_ID_LEN ||
 		strlen(use->agent_id) >= AM_USE_ID_LEN)
 		return use_hash != NULL;
+	/*
+	 * A full queue drops the use without taking the lock at all (the next
+	 * use after the pass records it): with more stale credentials than
+	 * slots, as in a large fleet between passes, every verification would
+	 * otherwise queue up on the one lock.  The entry count is read unlocked,
+	 * as a hint; a use dropped or queued on a stale count is harmless.
+	 */
+	if (hash_get_num_entries(use_hash) >= AM_USE_SLOTS)
+		return true;
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	strlcpy(key.credential_id, use->credential_id, AM_USE_ID_LEN);
@@ -104,9 +113,6 @@ am_queue_use(const AmUse *use)
 	e = hash_search(use_hash, &key, HASH_FIND, &found);
 	found = e != NULL && e->use.first >= use->first &&
 		use->at - e->use.at < AM_LAST_USED_INTERVAL_SECS * USECS_PER_SEC;
-	/* a full queue drops a new use without taking the lock exclusively */
-	if (e == NULL && hash_get_num_entries(use_hash) >= AM_USE_SLOTS)
-		found = true;
 	LWLockRelease(use_lock);
 	if (found)
 		return true;
