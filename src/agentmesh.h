@@ -165,6 +165,7 @@ typedef struct AmPriv
 extern Oid	am_extension_owner(void);
 extern Oid	am_relid(Oid nsp, const char *relname);
 extern void am_require_writable(const char *funcname);
+extern bool am_schema_is_1_1(void);
 extern int	am_attnum(TupleDesc desc, const char *name);
 extern Datum am_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull);
 extern void am_connect(AmPriv *priv);
@@ -329,7 +330,6 @@ extern bool am_token_lookup(const char *token, TimestampTz as_of, AmTokenInfo *i
 extern char *am_token_agent_status(const char *token, TimestampTz as_of, AmTokenStatus *st);
 extern void am_track_use(const AmTokenInfo *info, TimestampTz now, bool agent_row);
 extern void am_set_handover_rotation(bool on);
-extern bool am_schema_is_1_1(void);
 extern bool am_claim_successor(const char *agent_id, const char *pred_id, const char *pred_token,
 							   TimestampTz now, AmGrant *grant);
 
@@ -384,6 +384,9 @@ extern void am_revocation_lock(AmOp op, const char *agent_id);
 
 /* ---- authz.c: who may do what on which agent (issue 10) ---- */
 
+/* Members of this role (superusers are members of every role) are admins. */
+#define AM_ADMIN_ROLE "agentmesh_admin"
+
 /* The session user's standing, looked up once per call. */
 typedef struct AmCaller
 {
@@ -403,7 +406,6 @@ typedef enum AmNeed
 	AM_NEED_ADMIN				/* an admin */
 } AmNeed;
 
-extern bool am_schema_has_teams(void);
 extern AmNeed am_op_need(AmOp op);
 extern void am_require_op(const AmCaller *c, AmNeed need, const char *opname,
 						  const char *agent_id, const char *team);

@@ -840,46 +840,34 @@ check_inserted_policy_chain(HeapTuple tup, TupleDesc desc, const char *name)
 static bool
 replace_installed_default(Relation rel, HeapTuple newtup, TupleDesc desc, bool carries_chain)
 {
-	/* the 1.1 columns (access, rotate_after), when the schema has them */
-	bool		access = SPI_fnumber(desc, "allowed_roles") > 0;
-	AmPlan		upd = {
-		access ?
-		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
-		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
-		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
-		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
-		" auto_decommission, allowed_roles, approver_role, rotate_after,"
-		" created_at, updated_at, audit_seq, audit_head) ="
-		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
-		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
-		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
-		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-		" r.auto_decommission, r.allowed_roles, r.approver_role, r.rotate_after,"
-		" r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
-		" FROM (SELECT ($1::agentmesh.policies).*) r"
-		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
-		"   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
-		"            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])" :
-		"UPDATE agentmesh.policies p SET (require_approval, require_owner,"
-		" require_distinct_approver, heartbeat_interval, orphan_threshold,"
-		" max_inactive_days, max_credential_ttl, rotation_overlap, auto_rotate,"
-		" revoke_on_decommission, heartbeat_requires_token, audit_heartbeats,"
-		" auto_decommission, created_at, updated_at, audit_seq, audit_head) ="
-		" (r.require_approval, r.require_owner, r.require_distinct_approver,"
-		" r.heartbeat_interval, r.orphan_threshold, r.max_inactive_days,"
-		" r.max_credential_ttl, r.rotation_overlap, r.auto_rotate,"
-		" r.revoke_on_decommission, r.heartbeat_requires_token, r.audit_heartbeats,"
-		" r.auto_decommission, r.created_at, r.updated_at, r.audit_seq, r.audit_head)"
-		" FROM (SELECT ($1::agentmesh.policies).*) r"
-		" WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
-		/* every setting equal: the rows but for their timestamps and chain */
-		"   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
-		"            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])",
-		2, {am_type_oid("policies"), BOOLOID}
-	};
+	/*
+	 * Every policy column the installed table has (a 1.0 table lacks the
+	 * 1.1 ones), then the timestamps and the chain.
+	 */
+	StringInfoData cols;
+	StringInfoData vals;
+	AmPlan		upd = {NULL, 2, {am_type_oid("policies"), BOOLOID}};
+	int			i;
 	Datum		args[2];
 	AmPriv		priv;
 	volatile uint64 replaced = 0;
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	for (i = 0; i < AM_NUM_POLICY_COLUMNS; i++)
+		if (SPI_fnumber(desc, am_policy_columns[i]) > 0)
+		{
+			appendStringInfo(&cols, "%s, ", am_policy_columns[i]);
+			appendStringInfo(&vals, "r.%s, ", am_policy_columns[i]);
+		}
+	upd.sql = psprintf("UPDATE agentmesh.policies p SET (%screated_at, updated_at, audit_seq, audit_head) ="
+					   " (%sr.created_at, r.updated_at, r.audit_seq, r.audit_head)"
+					   " FROM (SELECT ($1::agentmesh.policies).*) r"
+					   " WHERE p.name = 'default' AND p.audit_seq = 0 AND p.audit_head IS NULL"
+	/* every setting equal: the rows but for their timestamps and chain */
+					   "   AND ($2 OR to_jsonb(p) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head']"
+					   "            = to_jsonb(r) - ARRAY['created_at', 'updated_at', 'audit_seq', 'audit_head'])",
+					   cols.data, vals.data);
 
 	args[0] = heap_copy_tuple_as_datum(newtup, desc);
 	args[1] = BoolGetDatum(carries_chain);

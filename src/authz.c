@@ -38,22 +38,6 @@
 
 #include "agentmesh.h"
 
-/*
- * Does the installed schema have teams (agentmesh.agents.team)?  Not before
- * ALTER EXTENSION ... UPDATE TO '1.1': a server runs this library on the 1.0
- * schema from the moment the new version is installed until the update.
- * There, no agent has a team, so only admins manage agents and only admins,
- * approvers and auditors see them, and the 1.1 objects are not used.
- */
-bool
-am_schema_has_teams(void)
-{
-	Oid			nsp = get_namespace_oid(AM_SCHEMA, true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("agents", nsp) : InvalidOid;
-
-	return OidIsValid(relid) && get_attnum(relid, "team") != InvalidAttrNumber;
-}
-
 /* Is user a member of the named role?  False when there is no such role. */
 bool
 am_member_of(Oid user, const char *role)
@@ -100,7 +84,7 @@ am_caller(AmCaller *c)
 		return;
 	}
 	c->user = user;
-	c->admin = am_member_of(user, "agentmesh_admin");
+	c->admin = am_member_of(user, AM_ADMIN_ROLE);
 	c->approver = am_member_of(user, "agentmesh_approver");
 	c->auditor = am_member_of(user, "agentmesh_auditor");
 	c->requester = am_member_of(user, "agentmesh_requester");
@@ -239,7 +223,7 @@ char *
 am_existing_role(const char *team)
 {
 	static const char *const shared_roles[] = {
-		"agentmesh_admin", "agentmesh_approver", "agentmesh_requester",
+		AM_ADMIN_ROLE, "agentmesh_approver", "agentmesh_requester",
 		"agentmesh_agent", "agentmesh_auditor"
 	};
 	int			i;

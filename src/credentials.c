@@ -199,19 +199,6 @@ static AmPlan promote_plan = {
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
-/*
- * Is the database on the 1.1 schema?  The library also serves a database
- * still on 1.0 (before ALTER EXTENSION UPDATE), which has no hand-overs and
- * no last_used_at.  A syscache lookup.
- */
-bool
-am_schema_is_1_1(void)
-{
-	Oid			nsp = get_namespace_oid(AM_SCHEMA, true);
-
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("credential_handovers", nsp));
-}
-
 /* set by the maintenance pass around a rotation: promote instead of issuing */
 static bool handover_rotation = false;
 

@@ -86,7 +86,7 @@ static AmPlan lock_plan = {
 
 /*
  * Each statement that names a 1.1 column or function has a twin for the
- * 1.0 schema (see am_schema_has_teams): no team, and with scoping only
+ * 1.0 schema (see am_schema_is_1_1): no team, and with scoping only
  * those who see every agent see any.
  */
 static AmPlan lock_plan_10 = {
@@ -96,7 +96,7 @@ static AmPlan lock_plan_10 = {
 	3, {TEXTOID, BOOLOID, BOOLOID}
 };
 
-#define SCHEMA_PLAN(p) (am_schema_has_teams() ? &(p) : &(p##_10))
+#define SCHEMA_PLAN(p) (am_schema_is_1_1() ? &(p) : &(p##_10))
 
 static void
 agent_not_found(const char *agent_id)
@@ -311,7 +311,7 @@ lm_request(PG_FUNCTION_ARGS)
 		const char *k[3] = {"name", "owner", "team"};
 		const char *dv[3] = {name, owner, team};
 
-		am_set_audit_context(op, actor, am_jsonb_build(am_schema_has_teams() ? 3 : 2, k, dv));
+		am_set_audit_context(op, actor, am_jsonb_build(am_schema_is_1_1() ? 3 : 2, k, dv));
 	}
 	am_exec(SCHEMA_PLAN(insert_agent_plan), v, n, false, 0);
 	am_clear_audit_context();

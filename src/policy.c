@@ -177,7 +177,7 @@ am_load_policy_access(const char *name, AmPolicyAccess *acc)
 	Datum		d;
 
 	memset(acc, 0, sizeof(*acc));
-	if (!am_schema_has_teams())
+	if (!am_schema_is_1_1())
 	{
 		AmPolicy	pol;
 

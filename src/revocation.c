@@ -89,7 +89,6 @@
 
 #include "agentmesh.h"
 
-#define AM_ADMIN_ROLE		"agentmesh_admin"
 #define MAX_HOLDERS			64
 /* lock waits while terminated sessions exit: short, to catch newcomers */
 #define EXIT_POLL_MS		100
@@ -118,18 +117,6 @@ static AmPlan revocation_lock_plan = {
 static AmPlan terminate_plan = {
 	"SELECT pg_catalog.pg_terminate_backend($1)", 1, {INT4OID}
 };
-
-/* Superuser, or member of agentmesh_admin (with or without INHERIT). */
-static bool
-role_is_admin(Oid roleid)
-{
-	Oid			admin = get_role_oid(AM_ADMIN_ROLE, true);
-
-	if (!OidIsValid(roleid))
-		return false;
-	return superuser_arg(roleid) ||
-		(OidIsValid(admin) && is_member_of_role(roleid, admin));
-}
 
 /*
  * Lock the row within timeout_ms (at least 1); true when locked or when
@@ -216,7 +203,7 @@ add_holder(TransactionId xid, Holder *h, int *n)
 		h[*n].kind = HK_PREPARED;
 	else if (!OidIsValid(proc->roleId))
 		h[*n].kind = HK_SYSTEM;
-	else if (role_is_admin(proc->roleId))
+	else if (am_member_of(proc->roleId, AM_ADMIN_ROLE))	/* superusers are */
 		h[*n].kind = HK_ADMIN;
 	else
 		h[*n].kind = HK_OTHER;
@@ -347,10 +334,12 @@ am_revocation_lock(AmOp op, const char *agent_id)
 	TimestampTz give_up;
 	Oid			owner;
 	bool		last_try = false;
+	AmCaller	caller;
 
 	if (op != AM_OP_REVOKE && op != AM_OP_SUSPEND && op != AM_OP_DECOMMISSION)
 		return;
-	if (!role_is_admin(GetSessionUserId()))
+	am_caller(&caller);
+	if (!caller.admin)
 		return;
 
 	arg = CStringGetTextDatum(agent_id);

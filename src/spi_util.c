@@ -265,6 +265,22 @@ am_require_writable(const char *funcname)
 				 errmsg("cannot execute %s in a read-only transaction", funcname)));
 }
 
+/*
+ * Is the database on the 1.1 schema?  The library also serves a database
+ * still on 1.0, from the moment the new version is installed until ALTER
+ * EXTENSION ... UPDATE: no teams, no hand-overs, no last_used_at, no audit
+ * tree there, and the 1.1 objects are not used.  agents.team is the last
+ * of them the update script adds (two syscache lookups).
+ */
+bool
+am_schema_is_1_1(void)
+{
+	Oid			nsp = get_namespace_oid(AM_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("agents", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "team") != InvalidAttrNumber;
+}
+
 /* Attribute number of a column by name; the column must exist. */
 int
 am_attnum(TupleDesc desc, const char *name)
